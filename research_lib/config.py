@@ -1,0 +1,285 @@
+"""Frozen, typed configs: one object flows from a notebook's parameters to the reports.
+
+Every config rejects unknown fields (``extra="forbid"``), cannot be mutated, and carries an
+``.id``: the sha256 of its canonical JSON. Two configs with the same values have the same id,
+whatever the order their fields were given in.
+
+Examples
+--------
+>>> cfg = BacktestConfig(fee_bps=5)
+>>> cfg.id == BacktestConfig(fee_bps=5.0).id
+True
+>>> len(cfg.id)
+64
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+INTERVAL_MS: dict[str, int] = {
+    "1m": 60_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "1h": 3_600_000,
+    "4h": 14_400_000,
+    "1d": 86_400_000,
+}
+Interval = Literal["1m", "5m", "15m", "1h", "4h", "1d"]
+
+
+class FrozenConfig(BaseModel):
+    """Base for every config: frozen, strict about unknown fields, hashed into ``.id``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    def canonical_json(self) -> str:
+        """The config as JSON with sorted keys and no whitespace: the input to ``.id``."""
+        payload = {"type": type(self).__name__, "fields": self.model_dump(mode="json")}
+        return json.dumps(payload, sort_keys=True, separators=(",", ":"))
+
+    @property
+    def id(self) -> str:
+        """sha256 of the canonical JSON, as 64 hex digits."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    @property
+    def short_id(self) -> str:
+        """The first 10 hex digits of ``.id``, for file names and tables."""
+        return self.id[:10]
+
+
+def _to_date(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    return value
+
+
+class MarketConfig(FrozenConfig):
+    """Which market data a run uses: source, symbols, bar interval and the [start, end) range."""
+
+    source: Literal["synthetic"] = "synthetic"
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT")
+    interval: Interval = "1h"
+    start: dt.date = dt.date(2024, 1, 1)
+    end: dt.date = dt.date(2024, 4, 1)
+    seed: int = Field(default=7, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _coerce(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in ("start", "end"):
+                if key in data:
+                    data[key] = _to_date(data[key])
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> MarketConfig:
+        if not self.symbols:
+            raise ValueError("symbols is empty: name at least one symbol, e.g. ['BTCUSDT']")
+        if len(set(self.symbols)) != len(self.symbols):
+            raise ValueError(f"symbols has duplicates: {list(self.symbols)}")
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        return self
+
+    @property
+    def start_ms(self) -> int:
+        return _date_ms(self.start)
+
+    @property
+    def end_ms(self) -> int:
+        return _date_ms(self.end)
+
+    @property
+    def interval_ms(self) -> int:
+        return INTERVAL_MS[self.interval]
+
+    @property
+    def periods_per_year(self) -> float:
+        """Bars per year: crypto trades around the clock, 365 days a year."""
+        return 365 * 86_400_000 / self.interval_ms
+
+    @property
+    def lake_partition(self) -> dict[str, str]:
+        """The lake partition values of this market's bars."""
+        return {"source": self.source, "interval": self.interval}
+
+
+def _date_ms(day: dt.date) -> int:
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+class FeatureConfig(FrozenConfig):
+    """Windows of the feature set computed by the features stage."""
+
+    ema_fast_bars: int = Field(default=12, ge=2)
+    ema_slow_bars: int = Field(default=48, ge=2)
+    rsi_bars: int = Field(default=14, ge=2)
+    zscore_bars: int = Field(default=48, ge=2)
+
+    @model_validator(mode="after")
+    def _check(self) -> FeatureConfig:
+        if self.ema_fast_bars >= self.ema_slow_bars:
+            raise ValueError(
+                f"ema_fast_bars ({self.ema_fast_bars}) must be below "
+                f"ema_slow_bars ({self.ema_slow_bars})"
+            )
+        return self
+
+
+class ModelConfig(FrozenConfig):
+    """The baseline model: ridge regression of the next bar's log return on lagged features."""
+
+    lags: int = Field(default=3, ge=1, le=48)
+    ridge_alpha: float = Field(default=1.0, gt=0)
+    n_splits: int = Field(default=4, ge=2)
+    min_train_bars: int = Field(default=500, ge=50)
+
+
+class StrategyConfig(FrozenConfig):
+    """EMA crossover: long when the fast EMA is above the slow one; short or flat otherwise."""
+
+    name: Literal["ema_cross"] = "ema_cross"
+    fast_bars: int = Field(default=12, ge=2)
+    slow_bars: int = Field(default=48, ge=2)
+    allow_short: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> StrategyConfig:
+        if self.fast_bars >= self.slow_bars:
+            raise ValueError(
+                f"fast_bars ({self.fast_bars}) must be below slow_bars ({self.slow_bars})"
+            )
+        return self
+
+
+class BacktestConfig(FrozenConfig):
+    """How target positions become fills and PnL."""
+
+    fee_bps: float = Field(default=10.0, ge=0, le=1_000)
+    fill: Literal["next_open", "next_close"] = "next_open"
+    initial_cash: float = Field(default=10_000.0, gt=0)
+
+
+class RunConfig(FrozenConfig):
+    """A whole run, as named by a profile: one section per stage concern."""
+
+    name: str
+    description: str = ""
+    market: MarketConfig = MarketConfig()
+    features: FeatureConfig = FeatureConfig()
+    model: ModelConfig = ModelConfig()
+    strategy: StrategyConfig = StrategyConfig()
+    backtest: BacktestConfig = BacktestConfig()
+
+
+SECTIONS: tuple[str, ...] = ("market", "features", "model", "strategy", "backtest")
+# A notebook's parameter is named after its config field, except where a bare field name
+# would be ambiguous in a notebook.
+PARAM_ALIASES: dict[tuple[str, str], str] = {("strategy", "name"): "strategy"}
+
+
+class ConfigError(ValueError):
+    """A profile or an override names an unknown key or an invalid value."""
+
+
+def section_params(config: FrozenConfig, section: str) -> dict[str, Any]:
+    """A section's fields as JSON-friendly notebook parameters (aliases applied)."""
+    dumped = config.model_dump(mode="json")
+    return {PARAM_ALIASES.get((section, k), k): v for k, v in dumped.items()}
+
+
+def available_profiles() -> list[str]:
+    """Profile names found in ``profiles/*.yaml``."""
+    from research_lib.paths import profiles_dir
+
+    return sorted(p.stem for p in profiles_dir().glob("*.yaml"))
+
+
+def load_profile(name: str, *, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Load ``profiles/<name>.yaml``, apply dotted ``overrides`` and validate.
+
+    Parameters
+    ----------
+    name
+        Profile name, e.g. ``"demo"``.
+    overrides
+        Dotted keys to values, e.g. ``{"backtest.fee_bps": 5}``.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown profile, an unknown key (named in full) or an invalid value.
+
+    Examples
+    --------
+    >>> load_profile("demo", overrides={"backtest.fee_bps": 2}).backtest.fee_bps
+    2.0
+    """
+    import yaml
+
+    from research_lib.paths import profiles_dir
+
+    path = profiles_dir() / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown profile {name!r}: no {path}; available profiles: {available_profiles()}"
+        )
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"profile {name!r} must be a mapping, got {type(raw).__name__}")
+    raw.setdefault("name", name)
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value, profile=name)
+    return _validate(raw, profile=name)
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any, *, profile: str) -> None:
+    section, _, key = dotted.partition(".")
+    if not key:
+        raise ConfigError(
+            f"override {dotted!r} must be <section>.<key>, e.g. backtest.fee_bps; "
+            f"sections: {list(SECTIONS)}"
+        )
+    if section not in SECTIONS:
+        raise ConfigError(
+            f"unknown parameter {dotted!r} (profile {profile!r}): no section {section!r}; "
+            f"sections: {list(SECTIONS)}"
+        )
+    target = raw.setdefault(section, {})
+    if target is None:
+        target = raw[section] = {}
+    target[key] = value
+
+
+def _validate(raw: dict[str, Any], *, profile: str) -> RunConfig:
+    from pydantic import ValidationError
+
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                section = str(err["loc"][0])
+                known = _known_keys(section)
+                problems.append(f"unknown parameter {where!r}; known keys here: {known}")
+            else:
+                problems.append(f"{where} = {err.get('input')!r}: {err['msg']}")
+        raise ConfigError(f"profile {profile!r}: " + "; ".join(problems)) from None
+
+
+def _known_keys(section: str) -> list[str]:
+    model = RunConfig.model_fields.get(section)
+    if model is None or not isinstance(model.annotation, type):
+        return sorted(RunConfig.model_fields)
+    return sorted(model.annotation.model_fields)

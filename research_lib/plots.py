@@ -1,0 +1,111 @@
+"""Plotly figures shared by notebooks and dashboards.
+
+Importing this module sets plotly's default renderer to one that works in JupyterLab (the
+plotly mimetype), in Voila, and in the HTML reports written by the pipeline (an inline
+plotly.js, so reports open offline).
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import plotly.io as pio
+import polars as pl
+from plotly.subplots import make_subplots
+
+pio.renderers.default = "plotly_mimetype+notebook"
+pio.templates.default = "plotly_white"
+
+
+def _dt(ts_ms: pl.Series) -> list:
+    return pl.from_epoch(ts_ms, time_unit="ms").to_list()
+
+
+def normalised_prices(bars: pl.DataFrame, *, title: str = "Close, rebased to 1") -> go.Figure:
+    """Each symbol's close divided by its first close, on one log-scale chart."""
+    fig = go.Figure()
+    for (symbol,), frame in bars.sort("symbol", "ts").group_by("symbol", maintain_order=True):
+        rebased = frame["close"] / frame["close"][0]
+        fig.add_trace(go.Scatter(x=_dt(frame["ts"]), y=rebased, name=str(symbol), mode="lines"))
+    fig.update_layout(title=title, yaxis_type="log", height=420, legend_title="symbol")
+    return fig
+
+
+def feature_panel(features: pl.DataFrame, *, symbol: str) -> go.Figure:
+    """Close with its fast/slow EMAs, RSI and the rolling z-score for one symbol."""
+    frame = features.filter(pl.col("symbol") == symbol).sort("ts")
+    x = _dt(frame["ts"])
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, row_heights=[0.55, 0.25, 0.2])
+    for col in ("close", "ema_fast", "ema_slow"):
+        fig.add_trace(go.Scatter(x=x, y=frame[col], name=col, mode="lines"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=frame["rsi"], name="rsi", mode="lines"), row=2, col=1)
+    for level in (30, 70):
+        fig.add_hline(y=level, line_dash="dot", line_color="grey", row=2, col=1)
+    fig.add_trace(go.Scatter(x=x, y=frame["zscore"], name="z-score", mode="lines"), row=3, col=1)
+    fig.update_layout(title=f"{symbol}: features", height=600)
+    return fig
+
+
+def fold_scores(folds: pl.DataFrame) -> go.Figure:
+    """Out-of-sample information coefficient per symbol and walk-forward fold."""
+    fig = go.Figure()
+    for (symbol,), frame in folds.group_by("symbol", maintain_order=True):
+        fig.add_trace(go.Bar(x=frame["fold"], y=frame["ic"], name=str(symbol)))
+    fig.update_layout(
+        title="Out-of-sample rank IC by walk-forward fold",
+        xaxis_title="fold",
+        yaxis_title="Spearman IC",
+        barmode="group",
+        height=380,
+    )
+    return fig
+
+
+def equity_curves(equity: pl.DataFrame, *, title: str = "Backtest equity") -> go.Figure:
+    """Equity (top) and drawdown (bottom) per symbol; ``equity`` has ts, symbol, equity."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3])
+    for (symbol,), frame in equity.sort("symbol", "ts").group_by("symbol", maintain_order=True):
+        x = _dt(frame["ts"])
+        peak = frame["equity"].cum_max()
+        drawdown = frame["equity"] / peak - 1.0
+        fig.add_trace(
+            go.Scatter(x=x, y=frame["equity"], name=str(symbol), legendgroup=str(symbol)),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=drawdown,
+                name=str(symbol),
+                legendgroup=str(symbol),
+                showlegend=False,
+                fill="tozeroy",
+                line={"width": 0.5},
+            ),
+            row=2,
+            col=1,
+        )
+    fig.update_yaxes(title_text="equity", row=1, col=1)
+    fig.update_yaxes(title_text="drawdown", tickformat=".0%", row=2, col=1)
+    fig.update_layout(title=title, height=560, hovermode="x unified")
+    return fig
+
+
+def coverage_timeline(coverage: pl.DataFrame) -> go.Figure:
+    """One bar per dataset partition, spanning its first to last timestamp."""
+    labels = (coverage["dataset"] + "  " + coverage["partition"]).to_list()
+    start = coverage["first"].to_list()
+    stop = coverage["last"].to_list()
+    fig = go.Figure(
+        go.Bar(
+            y=labels,
+            x=[(b - a).total_seconds() * 1000 for a, b in zip(start, stop, strict=True)],
+            base=start,
+            orientation="h",
+            text=coverage["rows"].to_list(),
+            hovertemplate="%{y}<br>%{base} → %{x}<br>rows %{text}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(type="date")
+    fig.update_layout(title="Data coverage in the lake", height=120 + 22 * len(labels))
+    return fig

@@ -1,0 +1,118 @@
+"""The main job, end to end: real papermill runs of the stage notebooks from a profile."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import nbformat
+import papermill as pm
+import pytest
+from conftest import DEMO_OVERRIDES, DemoRun, Workspace, run_cli
+
+from research_lib.config import load_profile
+from research_lib.pipeline import STAGES, stage_parameters
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
+def test_notebook_parameters_match_the_config_sections(stage) -> None:
+    declared = set(pm.inspect_notebook(str(stage.notebook)))
+    expected = set(stage_parameters(stage, load_profile("demo"))) | {"run_dir"}
+    assert declared == expected
+
+
+def test_run_writes_notebooks_html_and_a_manifest(demo_run: DemoRun) -> None:
+    run_dir = demo_run.run_dir
+    for stage in STAGES:
+        assert (run_dir / f"{stage.name}.ipynb").is_file()
+        html = (run_dir / f"{stage.name}.html").read_text()
+        assert "<html" in html and stage.name.split("_")[1] in html.lower()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "ok"
+    assert manifest["run_id"] == run_dir.name
+    assert manifest["profile"] == "demo"
+    run = load_profile("demo", overrides={"market.end": "2024-02-15"})
+    assert manifest["config_ids"]["run"] == run.id
+    assert manifest["config_ids"]["backtest"] == run.backtest.id
+    assert manifest["parameters"]["30_backtest"]["fee_bps"] == run.backtest.fee_bps
+    assert set(manifest["timings_s"]) == {s.name for s in STAGES}
+    assert all(t > 0 for t in manifest["timings_s"].values())
+    assert "commit" in manifest["git"]
+    files = manifest["data"]["files"]
+    assert any(p.startswith("bars/") for p in files) and any(
+        p.startswith("features/") for p in files
+    )
+    lake_root = demo_run.workspace.data / "lake"
+    for rel, digest in files.items():
+        assert hashlib.sha256((lake_root / rel).read_bytes()).hexdigest() == digest
+
+
+def test_executed_notebooks_have_the_injected_parameters_and_no_errors(demo_run: DemoRun) -> None:
+    for stage in STAGES:
+        nb = nbformat.read(demo_run.run_dir / f"{stage.name}.ipynb", as_version=4)
+        injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+        assert len(injected) == 1
+        assert str(demo_run.run_dir) in injected[0].source
+        errors = [
+            o
+            for c in nb.cells
+            if c.cell_type == "code"
+            for o in c.outputs
+            if o.output_type == "error"
+        ]
+        assert errors == []
+
+
+def test_backtest_artifacts_and_summary(demo_run: DemoRun) -> None:
+    metrics = json.loads((demo_run.run_dir / "backtest_metrics.json").read_text())
+    assert set(metrics) == set(load_profile("demo").market.symbols)
+    assert (demo_run.run_dir / "backtest_equity.parquet").is_file()
+    assert f"reports:   {demo_run.run_dir}" in demo_run.stdout
+    assert "total return" in demo_run.stdout
+
+
+def test_a_second_run_reuses_the_data(demo_run: DemoRun) -> None:
+    done = run_cli(
+        "run",
+        "--profile",
+        "demo",
+        *DEMO_OVERRIDES,
+        "--stages",
+        "00_collect",
+        env=demo_run.workspace.env(),
+    )
+    assert done.returncode == 0, done.stderr
+    newest = sorted(p for p in demo_run.workspace.reports.iterdir() if p.is_dir())[-1]
+    summary = json.loads((newest / "collect_summary.json").read_text())
+    assert summary and all(row["added"] == 0 for row in summary)
+    assert all(row["fetched"] == row["stored"] or row["dataset"] == "bars" for row in summary)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--profile", "nope"), "unknown profile 'nope'"),
+        (
+            ("--profile", "demo", "--set", "backtest.fee_bsp=1"),
+            "unknown parameter 'backtest.fee_bsp'",
+        ),
+        (("--profile", "demo", "--stages", "99_magic"), "unknown stage(s) ['99_magic']"),
+    ],
+)
+def test_bad_profile_or_parameter_fails_at_once(
+    workspace: Workspace, args: tuple, message: str
+) -> None:
+    done = run_cli("run", *args, env=workspace.env(), timeout=60)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert not workspace.reports.exists(), "nothing is run or written for a bad request"
+
+
+def test_a_stage_whose_input_is_missing_names_the_stage_to_run_first(workspace: Workspace) -> None:
+    done = run_cli("run", "--profile", "demo", "--stages", "10_features", env=workspace.env())
+    assert done.returncode == 1
+    assert "00_collect" in done.stderr
+    (run_dir,) = list(workspace.reports.iterdir())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["failed_stage"] == "10_features"
+    assert "00_collect" in manifest["error"]
