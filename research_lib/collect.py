@@ -9,6 +9,8 @@ from research_lib.config import MarketConfig
 from research_lib.lake import DATASETS, Lake, MissingInputError, WriteResult
 from research_lib.sources import get_source
 
+FUNDING_INTERVAL = "8h"  # perpetual funding settles every eight hours
+
 
 def collect_market(market: MarketConfig, *, lake: Lake, progress: bool = True) -> pl.DataFrame:
     """Fetch ``market``'s bars and funding, one symbol at a time, and merge them into ``lake``.
@@ -20,14 +22,14 @@ def collect_market(market: MarketConfig, *, lake: Lake, progress: bool = True) -
     source = get_source(market)
     rows = []
     for symbol in tqdm(market.symbols, desc="collect", unit="symbol", disable=not progress):
-        for dataset, partition in (
-            ("bars", market.lake_partition),
-            ("funding", {"source": market.source}),
+        for dataset, interval, partition in (
+            ("bars", market.interval, market.lake_partition),
+            ("funding", FUNDING_INTERVAL, {"source": market.source}),
         ):
             frame = source.fetch(
                 dataset=dataset,
                 symbols=[symbol],
-                interval=market.interval,
+                interval=interval,
                 start_ms=market.start_ms,
                 end_ms=market.end_ms,
             )
@@ -50,9 +52,12 @@ def read_market(market: MarketConfig, dataset: str, *, lake: Lake) -> pl.DataFra
 
     Raises ``MissingInputError`` naming the stage to run first when any symbol is absent.
     """
+    partition = {
+        k: v for k, v in market.lake_partition.items() if k in DATASETS[dataset].partition_by
+    }
     frame = lake.read(
         dataset,
-        filters={**market.lake_partition, "symbol": list(market.symbols)},
+        filters={**partition, "symbol": list(market.symbols)},
         start_ms=market.start_ms,
         end_ms=market.end_ms,
     )
@@ -63,4 +68,4 @@ def read_market(market: MarketConfig, dataset: str, *, lake: Lake) -> pl.DataFra
             f"no {dataset!r} rows for symbol(s) {absent} ({market.source}, {market.interval}, "
             f"{market.start} to {market.end}); run stage {spec.produced_by} for them first"
         )
-    return frame.drop("source", "interval")
+    return frame.drop(*partition)
