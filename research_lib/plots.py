@@ -10,6 +10,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import plotly.io as pio
 import polars as pl
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 pio.renderers.default = "plotly_mimetype+notebook"
@@ -63,12 +64,21 @@ def fold_scores(folds: pl.DataFrame) -> go.Figure:
 def equity_curves(equity: pl.DataFrame, *, title: str = "Backtest equity") -> go.Figure:
     """Equity (top) and drawdown (bottom) per symbol; ``equity`` has ts, symbol, equity."""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3])
-    for (symbol,), frame in equity.sort("symbol", "ts").group_by("symbol", maintain_order=True):
+    palette = qualitative.Plotly
+    groups = equity.sort("symbol", "ts").group_by("symbol", maintain_order=True)
+    for k, ((symbol,), frame) in enumerate(groups):
+        color = palette[k % len(palette)]
         x = _dt(frame["ts"])
         peak = frame["equity"].cum_max()
         drawdown = frame["equity"] / peak - 1.0
         fig.add_trace(
-            go.Scatter(x=x, y=frame["equity"], name=str(symbol), legendgroup=str(symbol)),
+            go.Scatter(
+                x=x,
+                y=frame["equity"],
+                name=str(symbol),
+                legendgroup=str(symbol),
+                line={"color": color},
+            ),
             row=1,
             col=1,
         )
@@ -80,7 +90,7 @@ def equity_curves(equity: pl.DataFrame, *, title: str = "Backtest equity") -> go
                 legendgroup=str(symbol),
                 showlegend=False,
                 fill="tozeroy",
-                line={"width": 0.5},
+                line={"width": 0.5, "color": color},
             ),
             row=2,
             col=1,

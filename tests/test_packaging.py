@@ -82,6 +82,13 @@ def test_notebooks_are_committed_without_outputs(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_notebooks_are_valid_nbformat(path: Path) -> None:
+    import nbformat
+
+    nbformat.validate(nbformat.read(path, as_version=4))  # Voila hangs on an invalid notebook
+
+
+@pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_notebooks_have_a_typed_parameters_cell_and_no_definitions(path: Path) -> None:
     nb = json.loads(path.read_text())
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]

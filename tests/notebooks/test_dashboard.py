@@ -21,6 +21,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def fetch_page(url: str, *, deadline_s: float) -> str:
+    """GET a Voila page; fail after ``deadline_s`` even while Voila streams heartbeats."""
+    chunks: list[str] = []
+    stop = time.monotonic() + deadline_s
+    with httpx.stream("GET", url, timeout=30) as response:
+        response.raise_for_status()
+        for chunk in response.iter_text():
+            chunks.append(chunk)
+            if time.monotonic() > stop:
+                pytest.fail(
+                    f"voila did not finish rendering in {deadline_s}s: {''.join(chunks)[-500:]}"
+                )
+    return "".join(chunks)
+
+
 @pytest.fixture
 def voila_url(demo_run: DemoRun):
     port = free_port()
@@ -54,7 +69,7 @@ def voila_url(demo_run: DemoRun):
 def test_dashboard_renders_runs_coverage_and_the_latest_equity_curve(
     voila_url: str, demo_run: DemoRun
 ) -> None:
-    page = httpx.get(voila_url, timeout=180).text
+    page = fetch_page(voila_url, deadline_s=180)
     assert "Research overview" in page
     assert demo_run.run_dir.name in page, "the runs table lists the run"
     assert "source=synthetic/interval=1h/symbol=BTCUSDT" in page, "the coverage table"
