@@ -14,7 +14,7 @@ UV_FLAGS := $(foreach f,$(FIND_LINKS),--find-links $(f))
 DASHBOARD_PORT ?= 8866
 NBVAL_DATA := .nbval
 
-.PHONY: help setup demo test lint nbtest dashboard lab lock bench clean
+.PHONY: help setup demo test lint nbtest dashboard lab lock clean
 
 help:
 	@echo "make demo       set up .venv and run the demo pipeline (reports/<run_id>/)"
