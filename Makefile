@@ -47,6 +47,7 @@ nbtest: setup
 
 test: lint
 	$(PY) -m pytest tests
+	$(PY) -m pytest --doctest-modules research_lib kernels
 	$(MAKE) --no-print-directory nbtest
 
 dashboard: setup
