@@ -200,6 +200,8 @@ def run_pipeline(
                 if progress
                 else False,
                 log_output=False,
+                # The kernel listens on loopback only; its TCP notice is noise in a CLI run.
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
         except Exception as exc:
             manifest.update(
@@ -249,11 +251,11 @@ def summarise(run_dir: Path) -> str:
                 f"sharpe {row['sharpe']:+.2f}  max drawdown {row['max_drawdown']:.2%}  "
                 f"trades {int(row['trades'])}"
             )
-    lines += [
-        f"reports:   {run_dir}",
-        f"open:      {run_dir / '30_backtest.html'}",
-        "dashboard: make dashboard",
-    ]
+    lines.append(f"reports:   {run_dir}")
+    if manifest["artifacts"]:
+        last_html = list(manifest["artifacts"].values())[-1]["html"]
+        lines.append(f"open:      {run_dir / last_html}")
+    lines.append("dashboard: make dashboard")
     return "\n".join(lines)
 
 
