@@ -69,8 +69,11 @@ def equity_curves(equity: pl.DataFrame, *, title: str = "Backtest equity") -> go
     for k, ((symbol,), frame) in enumerate(groups):
         color = palette[k % len(palette)]
         x = _dt(frame["ts"])
-        peak = frame["equity"].cum_max()
-        drawdown = frame["equity"] / peak - 1.0
+        # backtest results carry their drawdown; plain equity frames get it derived here
+        if "drawdown" in frame.columns:
+            drawdown = frame["drawdown"]
+        else:
+            drawdown = frame["equity"] / frame["equity"].cum_max() - 1.0
         fig.add_trace(
             go.Scatter(
                 x=x,
