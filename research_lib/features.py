@@ -19,15 +19,19 @@ Importing this module registers the ``ta`` namespace on polars expressions:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import polars as pl
 
 from kernels import momentum as momentum_nb
 from kernels import rolling as rolling_nb
+from research_lib import indicators
 from research_lib.config import FeatureConfig
 
 __all__ = [
     "TaExprNamespace",
+    "TaFrameNamespace",
     "add_features",
     "check_bars",
     "ema",
@@ -140,9 +144,11 @@ def rolling_zscore(series: pl.Series, *, window_bars: int) -> pl.Series:
 
 @pl.api.register_expr_namespace("ta")
 class TaExprNamespace:
-    """``pl.col(...).ta``: the indicators of this module as polars expressions.
+    """``pl.col(...).ta``: every registered indicator as a polars expression.
 
-    Each method applies to the whole column, or per group under ``.over(...)``.
+    Each method applies to the whole column, or per group under ``.over(...)``. Indicators
+    that read several columns take a struct: ``pl.struct("high", "low", "close").ta.atr(14)``;
+    those with several outputs return a struct. See ``research_lib.indicators.REGISTRY``.
 
     Examples
     --------
@@ -154,22 +160,100 @@ class TaExprNamespace:
     def __init__(self, expr: pl.Expr) -> None:
         self._expr = expr
 
-    def ema(self, span_bars: int) -> pl.Expr:
-        """``ema(series, span_bars=span_bars)`` as an expression."""
-        span = _check_window(span_bars, name="span_bars", minimum=1)
-        return self._expr.map_batches(lambda s: ema(s, span_bars=span), return_dtype=pl.Float64)
+    def __getattr__(self, name: str) -> Callable[..., pl.Expr]:
+        # Every other indicator comes from the registry: one input column, or a struct of
+        # the columns it reads, e.g. pl.struct("high", "low", "close").ta.atr(14).
+        if name.startswith("_") or name not in indicators.REGISTRY:
+            raise AttributeError(f"no indicator {name!r}; known: {sorted(indicators.REGISTRY)}")
+        spec = indicators.REGISTRY[name]
 
-    def rsi(self, window_bars: int) -> pl.Expr:
-        """``rsi(series, window_bars=window_bars)`` as an expression."""
-        window = _check_window(window_bars, name="window_bars", minimum=2)
-        return self._expr.map_batches(lambda s: rsi(s, window_bars=window), return_dtype=pl.Float64)
+        def build(*args: object, **kwargs: object) -> pl.Expr:
+            params = spec.resolve(args, kwargs)
+            return self._expr.map_batches(
+                lambda s: _run_indicator(spec, s, params), return_dtype=_dtype(spec)
+            )
 
-    def zscore(self, window_bars: int) -> pl.Expr:
-        """``rolling_zscore(series, window_bars=window_bars)`` as an expression."""
-        window = _check_window(window_bars, name="window_bars", minimum=2)
-        return self._expr.map_batches(
-            lambda s: rolling_zscore(s, window_bars=window), return_dtype=pl.Float64
+        build.__doc__ = f"{spec.name} ({spec.reference}); parameters: " + ", ".join(
+            f"{p.name}={p.default}" for p in spec.params
         )
+        return build
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *indicators.REGISTRY})
+
+
+def _dtype(spec: indicators.Indicator) -> pl.DataType:
+    if len(spec.outputs) == 1:
+        return pl.Float64()
+    return pl.Struct({name: pl.Float64 for name in spec.outputs})
+
+
+def _run_indicator(spec: indicators.Indicator, series: pl.Series, params: tuple) -> pl.Series:
+    if len(spec.inputs) == 1 and series.dtype != pl.Struct:
+        arrays = {spec.inputs[0]: _series_array(series)}
+    elif series.dtype == pl.Struct:
+        fields = {f.name for f in series.dtype.fields}  # type: ignore[union-attr]
+        missing = [c for c in spec.inputs if c not in fields]
+        if missing:
+            raise ValueError(
+                f"{spec.name} reads columns {list(spec.inputs)}; the struct lacks {missing}: "
+                f"use pl.struct({', '.join(repr(c) for c in spec.inputs)})"
+            )
+        arrays = {c: _series_array(series.struct.field(c)) for c in spec.inputs}
+    else:
+        raise ValueError(
+            f"{spec.name} reads columns {list(spec.inputs)}: call it on "
+            f"pl.struct({', '.join(repr(c) for c in spec.inputs)}), not on one column"
+        )
+    outs = indicators.compute(spec.name, arrays, *params)
+    if len(spec.outputs) == 1:
+        return _wrap(series.name, outs[spec.outputs[0]])
+    return pl.DataFrame([_wrap(k, v) for k, v in outs.items()]).to_struct(series.name)
+
+
+@pl.api.register_dataframe_namespace("ta")
+class TaFrameNamespace:
+    """``bars.ta.<indicator>(...)``: add an indicator's outputs as columns, per symbol.
+
+    Examples
+    --------
+    >>> bars = pl.DataFrame({"symbol": ["X"] * 4, "high": [2.0, 3.0, 4.0, 5.0],
+    ...                      "low": [1.0, 2.0, 3.0, 4.0], "close": [1.5, 2.5, 3.5, 4.5]})
+    >>> bars.ta.sma(window_bars=2)["sma"].to_list()
+    [None, 2.0, 3.0, 4.0]
+    """
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self._frame = frame
+
+    def __getattr__(self, name: str) -> Callable[..., pl.DataFrame]:
+        if name.startswith("_") or name not in indicators.REGISTRY:
+            raise AttributeError(f"no indicator {name!r}; known: {sorted(indicators.REGISTRY)}")
+        spec = indicators.REGISTRY[name]
+
+        def add(*args: object, suffix: str = "", **kwargs: object) -> pl.DataFrame:
+            missing = [c for c in spec.inputs if c not in self._frame.columns]
+            if missing:
+                raise ValueError(
+                    f"{name} reads columns {list(spec.inputs)}; the frame lacks {missing}"
+                )
+            source = pl.col(spec.inputs[0]) if len(spec.inputs) == 1 else pl.struct(spec.inputs)
+            expr = getattr(source.ta, name)(*args, **kwargs)
+            if "symbol" in self._frame.columns:
+                expr = expr.over("symbol")
+            if len(spec.outputs) == 1:
+                return self._frame.with_columns(expr.alias(spec.outputs[0] + suffix))
+            return (
+                self._frame.with_columns(expr.alias("_ta"))
+                .unnest("_ta")
+                .rename({o: o + suffix for o in spec.outputs})
+            )
+
+        add.__doc__ = f"Add {list(spec.outputs)}: {spec.reference}"
+        return add
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *indicators.REGISTRY})
 
 
 def _describe_row(frame: pl.DataFrame, row: int) -> str:

@@ -1,0 +1,165 @@
+"""The indicator registry: one entry per indicator, shared by the polars API and the benchmarks.
+
+Each entry says which columns a kernel reads, its parameters (public keyword names with units,
+in the kernel's positional order), its outputs, and the reference it must match. ``compute``
+runs any entry on numpy arrays; ``research_lib.features`` turns entries into polars
+expressions (``pl.col("close").ta.rsi(14)``, ``pl.struct("high", "low", "close").ta.atr(14)``)
+and frame methods (``bars.ta.macd()``).
+
+Examples
+--------
+>>> import numpy as np
+>>> out = compute("sma", {"close": np.array([1.0, 2.0, 3.0])}, window_bars=2)
+>>> out["sma"].tolist()
+[nan, 1.5, 2.5]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from kernels import momentum, rolling
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: its keyword name, default, type and smallest allowed value."""
+
+    name: str
+    default: int | float
+    minimum: int | float = 1
+
+    @property
+    def kind(self) -> type:
+        return int if isinstance(self.default, int) else float
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """How to call one kernel: ``kernel(*inputs, *params, *outs)``."""
+
+    name: str
+    family: str
+    kernel: Callable[..., object]
+    inputs: tuple[str, ...]
+    params: tuple[Param, ...]
+    outputs: tuple[str, ...]
+    reference: str
+    """What the kernel must match: a TA-Lib function, or a pandas expression."""
+    talib: Callable[..., object] | None = None
+    """``talib(module, arrays, *params) -> outputs``: TA-Lib's same indicator, called the way
+    it must match (tests and benchmarks only; TA-Lib is not a runtime dependency)."""
+
+    def resolve(self, args: tuple[object, ...], kwargs: Mapping[str, object]) -> tuple:
+        """Positional and keyword parameters -> checked values in kernel order."""
+        if len(args) > len(self.params):
+            raise TypeError(
+                f"{self.name}() takes at most {len(self.params)} parameters "
+                f"({', '.join(p.name for p in self.params)}), got {len(args)}"
+            )
+        unknown = sorted(set(kwargs) - {p.name for p in self.params})
+        if unknown:
+            raise TypeError(
+                f"{self.name}() got unknown parameter(s) {unknown}; "
+                f"its parameters are {[p.name for p in self.params]}"
+            )
+        values = []
+        for i, param in enumerate(self.params):
+            if i < len(args):
+                if param.name in kwargs:
+                    raise TypeError(f"{self.name}() got {param.name!r} twice")
+                value = args[i]
+            else:
+                value = kwargs.get(param.name, param.default)
+            values.append(_check_param(self.name, param, value))
+        return tuple(values)
+
+
+def _check_param(indicator: str, param: Param, value: object) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{indicator}: {param.name} must be a number, got {value!r}")
+    if param.kind is int and float(value) != int(value):
+        raise TypeError(f"{indicator}: {param.name} must be a whole number, got {value!r}")
+    if not np.isfinite(float(value)) or value < param.minimum:
+        raise ValueError(
+            f"{indicator}: {param.name} must be >= {param.minimum}, got {value!r}; "
+            f"the default is {param.default}"
+        )
+    return param.kind(value)
+
+
+REGISTRY: dict[str, Indicator] = {}
+
+
+def register(indicator: Indicator) -> Indicator:
+    """Add ``indicator`` to the registry (names are unique)."""
+    if indicator.name in REGISTRY:
+        raise ValueError(f"indicator {indicator.name!r} is registered twice")
+    REGISTRY[indicator.name] = indicator
+    return indicator
+
+
+def get(name: str) -> Indicator:
+    """The registry entry called ``name``; the error lists the known names."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown indicator {name!r}; known indicators: {sorted(REGISTRY)}"
+        ) from None
+
+
+def compute(name: str, arrays: Mapping[str, np.ndarray], *args: object, **kwargs: object) -> dict:
+    """Run indicator ``name`` on float64 arrays keyed by input column; outputs by name."""
+    spec = get(name)
+    missing = [c for c in spec.inputs if c not in arrays]
+    if missing:
+        raise ValueError(f"{name} needs column(s) {list(spec.inputs)}; missing {missing}")
+    inputs = [np.ascontiguousarray(arrays[c], dtype=np.float64) for c in spec.inputs]
+    lengths = {len(a) for a in inputs}
+    if len(lengths) != 1:
+        raise ValueError(f"{name}: inputs {list(spec.inputs)} differ in length: {sorted(lengths)}")
+    outs = [np.empty_like(inputs[0]) for _ in spec.outputs]
+    spec.kernel(*inputs, *spec.resolve(args, kwargs), *outs)
+    return dict(zip(spec.outputs, outs, strict=True))
+
+
+def _p(name: str, default: int | float, minimum: int | float = 1) -> Param:
+    return Param(name, default, minimum)
+
+
+WINDOW = _p("window_bars", 14, 2)
+
+def _ta(fn: str, inputs: tuple[str, ...], **fixed: object) -> Callable[..., object]:
+    """A recipe calling ``talib.<fn>(*inputs, *params, **fixed)``."""
+
+    def call(talib: object, arrays: Mapping[str, np.ndarray], *params: object) -> object:
+        return getattr(talib, fn)(*(arrays[c] for c in inputs), *params, **fixed)
+
+    return call
+
+
+CLOSE = ("close",)
+HLC = ("high", "low", "close")
+HLCV = ("high", "low", "close", "volume")
+
+for _spec in (
+    Indicator("sma", "trend", rolling.rolling_mean, CLOSE, (_p("window_bars", 20),),
+              ("sma",), "talib.SMA", _ta("SMA", CLOSE)),
+    Indicator("ema", "trend", rolling.ema, CLOSE, (_p("span_bars", 20),),
+              ("ema",), "talib.EMA", _ta("EMA", CLOSE)),
+    Indicator("rolling_std", "volatility",
+              lambda x, n, out: rolling.rolling_std(x, n, 0, out),
+              CLOSE, (_p("window_bars", 20, 2),), ("rolling_std",),
+              "talib.STDDEV(nbdev=1) == pandas rolling(n).std(ddof=0)",
+              _ta("STDDEV", CLOSE, nbdev=1)),
+    Indicator("zscore", "volatility", rolling.rolling_zscore, CLOSE,
+              (_p("window_bars", 20, 2),), ("zscore",),
+              "(x - x.rolling(n).mean()) / x.rolling(n).std(ddof=0)"),
+    Indicator("rsi", "momentum", momentum.rsi, CLOSE, (WINDOW,), ("rsi",),
+              "talib.RSI", _ta("RSI", CLOSE)),
+):  # fmt: skip
+    register(_spec)
