@@ -121,3 +121,24 @@ def test_ci_and_readme_use_the_two_commands() -> None:
     assert "make test" in (ROOT / ".ci/run").read_text()
     readme = (ROOT / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme
+
+
+def test_talib_and_vectorbt_are_test_dependencies_only() -> None:
+    modules = [
+        p.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".")
+        for package in ("kernels", "research_lib")
+        for p in sorted((ROOT / package).rglob("*.py"))
+        if p.name != "__main__.py"
+    ]
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name.removesuffix('.__init__'))\n"
+        "print(sorted(m for m in ('talib', 'vectorbt') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(d.lower().startswith("ta-lib") for d in dev["optional-dependencies"]["dev"])
+    assert not any(d.lower().startswith("ta-lib") for d in dev["dependencies"])
