@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels import momentum, rolling
+from kernels import momentum, rolling, volatility, volume
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,24 @@ def _ta(fn: str, inputs: tuple[str, ...], **fixed: object) -> Callable[..., obje
 CLOSE = ("close",)
 HLC = ("high", "low", "close")
 HLCV = ("high", "low", "close", "volume")
+HOUR_MS = 3_600_000
+
+
+def _anchored_vwap(
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    volume_: np.ndarray,
+    ts: np.ndarray,
+    session_hours: int,
+    out: np.ndarray,
+) -> np.ndarray:
+    """VWAP anchored at each session start: where ``ts`` crosses a multiple of the session."""
+    session = ts.astype(np.int64) // (session_hours * HOUR_MS)
+    starts = np.empty(len(ts), dtype=np.bool_)
+    starts[:1] = True
+    np.not_equal(session[1:], session[:-1], out=starts[1:])
+    return volume.anchored_vwap(high, low, close, volume_, starts, out)
 
 for _spec in (
     Indicator("sma", "trend", rolling.rolling_mean, CLOSE, (_p("window_bars", 20),),
@@ -161,5 +179,55 @@ for _spec in (
               "(x - x.rolling(n).mean()) / x.rolling(n).std(ddof=0)"),
     Indicator("rsi", "momentum", momentum.rsi, CLOSE, (WINDOW,), ("rsi",),
               "talib.RSI", _ta("RSI", CLOSE)),
+    # volatility
+    Indicator("bbands", "volatility", volatility.bollinger_bands, CLOSE,
+              (_p("window_bars", 20, 2), _p("deviations_up", 2.0, 0.0),
+               _p("deviations_down", 2.0, 0.0)),
+              ("bb_upper", "bb_middle", "bb_lower"), "talib.BBANDS(matype=0)",
+              _ta("BBANDS", CLOSE, matype=0)),
+    Indicator("bb_percent_b", "volatility", volatility.bollinger_percent_b_bandwidth, CLOSE,
+              (_p("window_bars", 20, 2), _p("deviations_up", 2.0, 0.0),
+               _p("deviations_down", 2.0, 0.0)),
+              ("bb_percent_b", "bb_bandwidth"),
+              "(c - lower) / (upper - lower); (upper - lower) / middle"),
+    Indicator("atr", "volatility", volatility.atr, HLC, (WINDOW,), ("atr",), "talib.ATR",
+              _ta("ATR", HLC)),
+    Indicator("natr", "volatility", volatility.natr, HLC, (WINDOW,), ("natr",), "talib.NATR",
+              _ta("NATR", HLC)),
+    Indicator("keltner", "volatility", volatility.keltner_channels, HLC,
+              (_p("ema_window_bars", 20), _p("atr_window_bars", 10),
+               _p("atr_multiplier", 2.0, 0.0)),
+              ("keltner_upper", "keltner_middle", "keltner_lower"),
+              "talib.EMA(close, n) +- k * talib.ATR(high, low, close, m)"),
+    Indicator("donchian", "volatility", volatility.donchian_channels, ("high", "low"),
+              (_p("window_bars", 20),), ("donchian_upper", "donchian_middle", "donchian_lower"),
+              "high.rolling(n).max(), low.rolling(n).min() and their mean"),
+    Indicator("cc_volatility", "volatility", volatility.close_to_close_volatility, CLOSE,
+              (_p("window_bars", 20, 2),), ("cc_volatility",),
+              "log(close).diff().rolling(n).std(ddof=1), per bar"),
+    Indicator("parkinson_volatility", "volatility", volatility.parkinson_volatility,
+              ("high", "low"), (_p("window_bars", 20),), ("parkinson_volatility",),
+              "sqrt(mean(log(h/l)^2) / (4 ln 2)) over n bars, per bar"),
+    Indicator("garman_klass_volatility", "volatility", volatility.garman_klass_volatility,
+              ("open", "high", "low", "close"), (_p("window_bars", 20),),
+              ("garman_klass_volatility",),
+              "sqrt(mean(0.5 log(h/l)^2 - (2 ln 2 - 1) log(c/o)^2)) over n bars, per bar"),
+    # volume
+    Indicator("obv", "volume", volume.obv, ("close", "volume"), (), ("obv",), "talib.OBV",
+              _ta("OBV", ("close", "volume"))),
+    Indicator("vwap", "volume", volume.rolling_vwap, HLCV, (_p("window_bars", 20),), ("vwap",),
+              "sum(typical * volume) / sum(volume) over n bars, typical = (h + l + c) / 3"),
+    Indicator("anchored_vwap", "volume", _anchored_vwap, (*HLCV, "ts"),
+              (_p("session_hours", 24),), ("anchored_vwap",),
+              "groupby(session).cumsum(typical * volume) / cumsum(volume)"),
+    Indicator("ad", "volume", volume.ad_line, HLCV, (), ("ad",), "talib.AD", _ta("AD", HLCV)),
+    Indicator("cmf", "volume", volume.chaikin_money_flow, HLCV, (_p("window_bars", 20),),
+              ("cmf",), "sum(money flow volume) / sum(volume) over n bars"),
+    Indicator("adosc", "volume", volume.chaikin_oscillator, HLCV,
+              (_p("fast_bars", 3), _p("slow_bars", 10)), ("adosc",), "talib.ADOSC",
+              _ta("ADOSC", HLCV)),
+    Indicator("volume_oscillator", "volume", volume.volume_oscillator, ("volume",),
+              (_p("fast_bars", 5), _p("slow_bars", 10)), ("volume_oscillator",),
+              "100 * (ema(volume, fast) - ema(volume, slow)) / ema(volume, slow)"),
 ):  # fmt: skip
     register(_spec)

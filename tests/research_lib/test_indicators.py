@@ -25,7 +25,8 @@ def ohlcv(n: int, *, seed: int = 0, scale: float = 100.0) -> dict[str, np.ndarra
     high = np.maximum(open_, close) + spread
     low = np.minimum(open_, close) - spread * rng.uniform(0, 1, n)
     volume = rng.lognormal(3, 0.5, n)
-    return {"open": open_, "high": high, "low": low, "close": close, "volume": volume}
+    ts = (1_704_067_200_000 + np.arange(n, dtype=np.int64) * 3_600_000).astype(np.float64)
+    return {"open": open_, "high": high, "low": low, "close": close, "volume": volume, "ts": ts}
 
 
 def assert_close(ours: np.ndarray, ref: np.ndarray, *, name: str) -> None:
