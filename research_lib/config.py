@@ -162,11 +162,29 @@ class StrategyConfig(FrozenConfig):
 
 
 class BacktestConfig(FrozenConfig):
-    """How target positions become fills and PnL."""
+    """How target positions become fills and PnL (conventions: ``kernels.backtest``).
+
+    ``fill``: ``next_open``/``next_close`` fill a target decided at close t on bar t + 1;
+    ``this_close`` fills it at close t. Costs: ``fee_bps`` and ``slippage_bps`` of the traded
+    notional, plus square-root impact ``impact_coefficient * σ_bar * sqrt(order / bar
+    volume)`` with σ_bar a causal rolling std of log returns over ``volatility_window_bars``,
+    and ``gas_per_fill_quote`` per fill. Stops are fractions of the entry price (trailing: of
+    the running extreme); ``0`` disables them.
+    """
 
     fee_bps: float = Field(default=10.0, ge=0, le=1_000)
-    fill: Literal["next_open", "next_close"] = "next_open"
+    fill: Literal["next_open", "next_close", "this_close"] = "next_open"
     initial_cash: float = Field(default=10_000.0, gt=0)
+    slippage_bps: float = Field(default=0.0, ge=0, le=1_000)
+    impact_coefficient: float = Field(default=0.0, ge=0, le=100)
+    volatility_window_bars: int = Field(default=24, ge=2)
+    gas_per_fill_quote: float = Field(default=0.0, ge=0)
+    # Stops are fractions of the entry price (trailing: of the running extreme); 0 is off.
+    stop_loss_fraction: float = Field(default=0.0, ge=0, lt=1)
+    take_profit_fraction: float = Field(default=0.0, ge=0)
+    trailing_stop_fraction: float = Field(default=0.0, ge=0, lt=1)
+    apply_funding: bool = False
+    """Charge perpetual funding from the market's funding series (a perp, not spot)."""
 
 
 class RunConfig(FrozenConfig):

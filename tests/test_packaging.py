@@ -95,7 +95,7 @@ def test_notebooks_have_a_typed_parameters_cell_and_no_definitions(path: Path) -
     params = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(params) == 1, "exactly one cell tagged 'parameters'"
     for line in "".join(params[0]["source"]).splitlines():
-        assert re.match(r"^\w+: [\w\[\], ]+ = .+  # .+", line), f"untyped or uncommented: {line!r}"
+        assert re.match(r"^\w+: [\w\[\], |]+ = .+  # .+", line), f"untyped or uncommented: {line!r}"
     for cell in code:
         source = "".join(cell["source"])
         assert not re.search(r"^\s*(def|class) ", source, re.M), "logic belongs in research_lib"
