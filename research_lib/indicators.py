@@ -133,6 +133,7 @@ def _p(name: str, default: int | float, minimum: int | float = 1) -> Param:
 
 WINDOW = _p("window_bars", 14, 2)
 
+
 def _ta(fn: str, inputs: tuple[str, ...], **fixed: object) -> Callable[..., object]:
     """A recipe calling ``talib.<fn>(*inputs, *params, **fixed)``."""
 
@@ -163,6 +164,7 @@ def _anchored_vwap(
     starts[:1] = True
     np.not_equal(session[1:], session[:-1], out=starts[1:])
     return volume.anchored_vwap(high, low, close, volume_, starts, out)
+
 
 for _spec in (
     Indicator("sma", "trend", rolling.rolling_mean, CLOSE, (_p("window_bars", 20),),
