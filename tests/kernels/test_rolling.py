@@ -232,3 +232,28 @@ def test_rolling_std_scale_invariant(scale: float) -> None:
     base = rolling_std(x, 20, 1)
     scaled = rolling_std(x * scale, 20, 1) / scale
     np.testing.assert_allclose(scaled, base, rtol=1e-10, equal_nan=True)
+
+
+def volatile_then_calm(*, seed: int, scale: float) -> np.ndarray:
+    """A wild random walk, then a very calm one at a level far from the earlier window means."""
+    rng = np.random.default_rng(seed)
+    volatile = 1000.0 + np.cumsum(rng.normal(0.0, 10.0, 3000))
+    calm = volatile[-1] + 500.0 + np.cumsum(rng.normal(0.0, 1e-3, 3000))
+    return scale * np.concatenate((volatile, calm))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e8, 1e-8])
+@pytest.mark.parametrize("window", [5, 20, 48, 200, 1000])
+def test_rolling_std_accurate_when_calm_follows_volatile(scale: float, window: int) -> None:
+    # Right after the jump the anchor sits ~1e5 calm standard deviations from the window mean;
+    # without the drift re-anchor the std lost up to 1e-4 relative here.
+    x = volatile_then_calm(seed=window, scale=scale)
+    for ddof in (0, 1):
+        brute = brute_rolling(x, window, "std", ddof)
+        np.testing.assert_allclose(rolling_std(x, window, ddof), brute, rtol=1e-9, equal_nan=True)
+    # z = -mean(window - x_t) / std: x - (rounded mean) would itself be off by ~2e-9 here (the
+    # level is ~1e6 calm standard deviations from zero), while x_j - x_t is exact.
+    views = sliding_window_view(x, window)
+    z_ref = np.full(x.size, np.nan)
+    z_ref[window - 1 :] = -(views - x[window - 1 :, None]).mean(axis=1) / views.std(axis=1)
+    np.testing.assert_allclose(rolling_zscore(x, window), z_ref, rtol=1e-9, atol=1e-9)
