@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels import momentum, rolling, volatility, volume
+from kernels import momentum, rolling, trend, volatility, volume
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def _anchored_vwap(
 
 
 for _spec in (
-    Indicator("sma", "trend", rolling.rolling_mean, CLOSE, (_p("window_bars", 20),),
+    Indicator("sma", "trend", trend.sma, CLOSE, (_p("window_bars", 20),),
               ("sma",), "talib.SMA", _ta("SMA", CLOSE)),
     Indicator("ema", "trend", rolling.ema, CLOSE, (_p("span_bars", 20),),
               ("ema",), "talib.EMA", _ta("EMA", CLOSE)),
@@ -181,6 +181,38 @@ for _spec in (
               "(x - x.rolling(n).mean()) / x.rolling(n).std(ddof=0)"),
     Indicator("rsi", "momentum", momentum.rsi, CLOSE, (WINDOW,), ("rsi",),
               "talib.RSI", _ta("RSI", CLOSE)),
+    Indicator("wma", "trend", trend.wma, CLOSE, (_p("window_bars", 20),), ("wma",),
+              "talib.WMA", _ta("WMA", CLOSE)),
+    Indicator("dema", "trend", trend.dema, CLOSE, (_p("span_bars", 20),), ("dema",),
+              "talib.DEMA", _ta("DEMA", CLOSE)),
+    Indicator("tema", "trend", trend.tema, CLOSE, (_p("span_bars", 20),), ("tema",),
+              "talib.TEMA", _ta("TEMA", CLOSE)),
+    Indicator("trix", "trend", trend.trix, CLOSE, (_p("span_bars", 15),), ("trix",),
+              "talib.TRIX", _ta("TRIX", CLOSE)),
+    Indicator("kama", "trend", trend.kama, CLOSE, (_p("window_bars", 30, 2),), ("kama",),
+              "talib.KAMA", _ta("KAMA", CLOSE)),
+    Indicator("macd", "trend", trend.macd, CLOSE,
+              (_p("fast_bars", 12), _p("slow_bars", 26), _p("signal_bars", 9)),
+              ("macd", "macd_signal", "macd_hist"), "talib.MACD (TA-Lib's fast-EMA seed)",
+              _ta("MACD", CLOSE)),
+    Indicator("adx", "trend", trend.adx, HLC, (WINDOW,), ("adx", "plus_di", "minus_di"),
+              "talib.ADX, talib.PLUS_DI, talib.MINUS_DI",
+              lambda ta, a, n: (ta.ADX(a["high"], a["low"], a["close"], n),
+                                ta.PLUS_DI(a["high"], a["low"], a["close"], n),
+                                ta.MINUS_DI(a["high"], a["low"], a["close"], n))),
+    Indicator("aroon", "trend", trend.aroon, ("high", "low"), (WINDOW,),
+              ("aroon_down", "aroon_up"), "talib.AROON", _ta("AROON", ("high", "low"))),
+    Indicator("aroon_oscillator", "trend", trend.aroon_oscillator, ("high", "low"), (WINDOW,),
+              ("aroon_oscillator",), "talib.AROONOSC", _ta("AROONOSC", ("high", "low"))),
+    Indicator("ichimoku", "trend", trend.ichimoku, HLC,
+              (_p("conversion_bars", 9), _p("base_bars", 26), _p("span_b_bars", 52)),
+              ("ichimoku_conversion", "ichimoku_base", "ichimoku_span_a", "ichimoku_span_b",
+               "ichimoku_lagging"),
+              "midpoints of rolling high/low; spans stored at the bar that computes them "
+              "(plot them 26 bars ahead)"),
+    Indicator("sar", "trend", trend.parabolic_sar, ("high", "low"),
+              (_p("acceleration", 0.02, 1e-6), _p("max_acceleration", 0.2, 1e-6)), ("sar",),
+              "talib.SAR", _ta("SAR", ("high", "low"))),
     # volatility
     Indicator("bbands", "volatility", volatility.bollinger_bands, CLOSE,
               (_p("window_bars", 20, 2), _p("deviations_up", 2.0, 0.0),
