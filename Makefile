@@ -14,7 +14,7 @@ UV_FLAGS := $(foreach f,$(FIND_LINKS),--find-links $(f))
 DASHBOARD_PORT ?= 8866
 NBVAL_DATA := .nbval
 
-.PHONY: help setup demo test lint nbtest dashboard lab lock clean
+.PHONY: help setup demo test lint nbtest dashboard lab lock clean bench
 
 help:
 	@echo "make demo       set up .venv and run the demo pipeline (reports/<run_id>/)"
@@ -49,6 +49,10 @@ test: lint
 	$(PY) -m pytest tests
 	$(PY) -m pytest --doctest-modules research_lib kernels
 	$(MAKE) --no-print-directory nbtest
+
+# Kernel timings vs TA-Lib, the memory bound and vectorbt -> reports/bench/kernels.{json,md}.
+bench: setup
+	$(PY) tests/benchmarks/run.py
 
 dashboard: setup
 	@echo "Voila dashboard: http://127.0.0.1:$(DASHBOARD_PORT)/"

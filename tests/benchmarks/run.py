@@ -1,0 +1,283 @@
+"""``make bench``: kernel timings against TA-Lib, the memory bound and vectorbt.
+
+Writes ``reports/bench/kernels.json`` and ``reports/bench/kernels.md`` (each atomically:
+temporary file, then rename) and prints the markdown. Every figure sits next to its target
+and a pass/fail:
+
+- each indicator TA-Lib also computes: our median time <= 1.0x TA-Lib's median;
+- the median over indicators of (our median / the memory-bound copy of 10M float64) <= 4x;
+- the MA-crossover sweep: >= 50x vectorbt's bar·combos/s, peak RSS < 2 GB, same total
+  returns (asserted, max relative difference reported);
+- compile time: the demo kernels' first-call cost in a fresh process, warm and cold cache.
+
+The machine is shared and noisy; ratios from the same run are the figures to compare.
+Options: ``--quick`` (1M bars, fewer repeats: a smoke run), ``--skip-vectorbt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+
+from bench_indicators import (  # noqa: E402
+    N_BARS,
+    bench_indicators,
+    memory_bound,
+    synthetic_bars,
+)
+
+from research_lib.atomic import atomic_write_text  # noqa: E402
+
+TARGET_RATIO_TO_TALIB = 1.0
+TARGET_MEDIAN_RATIO_TO_BOUND = 4.0
+TARGET_SWEEP_SPEEDUP = 50.0
+TARGET_SWEEP_PEAK_MB = 2048.0
+RETURNS_RTOL = 1e-9
+STEPS = ("features", "strategy", "backtest", "sweep")  # bench_compile.py's first calls
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def child(script: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, str(HERE / script), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{script} {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_sweep(skip_vectorbt: bool) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        ours_path = Path(tmp) / "ours.npy"
+        # A first run fills the numba cache, so that the measured process's peak RSS is the
+        # sweep's and not the compiler's.
+        child("bench_sweep.py", "--side", "ours", "--returns", str(ours_path), "--repeats", "1")
+        ours = child("bench_sweep.py", "--side", "ours", "--returns", str(ours_path))
+        log(
+            f"  ours: {ours['seconds_median']:.3f} s, {ours['bar_combos_per_s'] / 1e6:.0f}M "
+            f"bar·combos/s, peak RSS {ours['peak_rss_mb']:.0f} MB"
+        )
+        result: dict[str, Any] = {"ours": ours}
+        if skip_vectorbt:
+            return result
+        vbt_path = Path(tmp) / "vectorbt.npy"
+        theirs = child("bench_sweep.py", "--side", "vectorbt", "--returns", str(vbt_path))
+        log(
+            f"  vectorbt: {theirs['seconds_median']:.1f} s, "
+            f"{theirs['bar_combos_per_s'] / 1e6:.1f}M bar·combos/s, "
+            f"peak RSS {theirs['peak_rss_mb']:.0f} MB"
+        )
+        a, b = np.load(ours_path), np.load(vbt_path)
+    relative = np.abs(a - b) / np.maximum(np.abs(b), 1e-300)
+    equity_relative = np.abs(a - b) / (1.0 + b)  # relative difference of final equity
+    result.update(
+        vectorbt=theirs,
+        speedup=ours["bar_combos_per_s"] / theirs["bar_combos_per_s"],
+        total_return_max_relative_diff=float(relative.max()),
+        final_equity_max_relative_diff=float(equity_relative.max()),
+    )
+    # Same total returns: the final equities agree to RETURNS_RTOL (a total return near 0
+    # makes its own relative difference meaningless).
+    assert equity_relative.max() <= RETURNS_RTOL, equity_relative.max()
+    return result
+
+
+def bench_compile() -> dict[str, Any]:
+    child("bench_compile.py")  # prime the project cache
+    warm = child("bench_compile.py")
+    with tempfile.TemporaryDirectory() as cache:
+        cold = child("bench_compile.py", env={**os.environ, "NUMBA_CACHE_DIR": cache})
+    return {"warm_cache": warm, "cold_cache": cold}
+
+
+def check(value: float | None, target: float, *, at_most: bool = True) -> dict[str, Any]:
+    if value is None:
+        return {"value": None, "target": target, "pass": None}
+    ok = value <= target if at_most else value >= target
+    return {"value": value, "target": target, "pass": bool(ok)}
+
+
+def mark(passed: bool | None) -> str:
+    return "–" if passed is None else ("pass" if passed else "**FAIL**")
+
+
+def markdown(report: dict[str, Any]) -> str:
+    bound = report["memory_bound"]
+    lines = [
+        f"# Kernel benchmarks ({report['created_utc']})",
+        "",
+        f"{report['machine']}. Shared, noisy machine: compare ratios from the same run.",
+        "",
+        f"Memory bound: `np.copyto` of {bound['n']:,} float64: best {bound['best_ms']:.1f} ms, "
+        f"median {bound['median_ms']:.1f} ms ({bound['gb_per_s']:.1f} GB/s read+write).",
+        "",
+        f"## Indicators on {report['n_bars']:,} bars (median of {report['repeats']} runs)",
+        "",
+        "| indicator | arrays | ours ms | TA-Lib ms | ours / TA-Lib (≤ 1.0) | ours / bound |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in report["indicators"]:
+        talib_ms = "–" if row["talib_median_ms"] is None else f"{row['talib_median_ms']:.1f}"
+        ratio = (
+            "–"
+            if row["ratio_to_talib"] is None
+            else f"{row['ratio_to_talib']:.2f} {mark(row['talib_target']['pass'])}"
+        )
+        lines.append(
+            f"| {row['name']} | {row['arrays']} | {row['ours_median_ms']:.1f} | {talib_ms} | "
+            f"{ratio} | {row['ratio_to_bound']:.1f}× |"
+        )
+    targets = report["targets"]
+    covered = targets["every_talib_indicator_within_1x"]
+    lines += [
+        "",
+        f"- TA-Lib-covered indicators at or under 1.0× TA-Lib: {covered['passed']} of "
+        f"{covered['count']} — {mark(covered['pass'])}",
+        f"- Median ratio to the memory bound: {targets['median_ratio_to_bound']['value']:.2f}× "
+        f"(target ≤ 4×) — {mark(targets['median_ratio_to_bound']['pass'])}",
+    ]
+    if report["missing_kernels"]:
+        lines.append(f"- Not in the tree (skipped): {', '.join(report['missing_kernels'])}")
+    sweep = report["sweep"]
+    ours = sweep["ours"]
+    lines += [
+        "",
+        f"## MA-crossover sweep: {ours['n_combos']} pairs × {ours['n_bars']:,} bars",
+        "",
+        "| | seconds | M bar·combos/s | peak RSS MB |",
+        "|---|---|---|---|",
+        f"| ours (numba, prange) | {ours['seconds_median']:.3f} | "
+        f"{ours['bar_combos_per_s'] / 1e6:.0f} | {ours['peak_rss_mb']:.0f} |",
+    ]
+    if "vectorbt" in sweep:
+        vbt = sweep["vectorbt"]
+        lines += [
+            f"| vectorbt (from_signals, {vbt['columns_per_portfolio']} columns per Portfolio) | "
+            f"{vbt['seconds_median']:.1f} | {vbt['bar_combos_per_s'] / 1e6:.1f} | "
+            f"{vbt['peak_rss_mb']:.0f} |",
+            "",
+            f"- Speed-up: {sweep['speedup']:.0f}× (target ≥ 50×) — "
+            f"{mark(targets['sweep_speedup']['pass'])}",
+            f"- Total returns equal: max relative difference "
+            f"{sweep['total_return_max_relative_diff']:.1e} (final equity "
+            f"{sweep['final_equity_max_relative_diff']:.1e}; asserted ≤ 1e-9)",
+        ]
+    lines.append(
+        f"- Peak memory of our sweep: {ours['peak_rss_mb']:.0f} MB (target < 2048 MB) — "
+        f"{mark(targets['sweep_peak_memory_mb']['pass'])}"
+    )
+    compile_ = report["compile"]
+    lines += [
+        "",
+        "## Compile time (demo kernels, fresh process)",
+        "",
+        "| numba cache | import s | first call s | features | strategy | backtest | sweep |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label in ("warm", "cold"):
+        run = compile_[f"{label}_cache"]
+        steps = " | ".join(f"{run['step_s'][k]:.2f}" for k in STEPS)
+        lines.append(f"| {label} | {run['import_s']:.2f} | {run['first_call_s']:.2f} | {steps} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1M bars, 3 repeats")
+    parser.add_argument("--skip-vectorbt", action="store_true")
+    parser.add_argument("--out-dir", type=Path, default=ROOT / "reports" / "bench")
+    options = parser.parse_args()
+    n_bars = N_BARS // 10 if options.quick else N_BARS
+    repeats = 3 if options.quick else 7
+    started = time.perf_counter()
+
+    log(f"memory bound: np.copyto on {n_bars:,} float64")
+    bound = memory_bound(n_bars, repeats=repeats * 2)
+    log(f"  best {bound['best_ms']:.1f} ms, median {bound['median_ms']:.1f} ms")
+    log(f"indicators on {n_bars:,} bars")
+    bars = synthetic_bars(n_bars)
+    rows, missing = bench_indicators(bars, bound_ms=bound["median_ms"], repeats=repeats, log=log)
+    del bars
+    for row in rows:
+        row["talib_target"] = check(row["ratio_to_talib"], TARGET_RATIO_TO_TALIB)
+    covered = [row for row in rows if row["ratio_to_talib"] is not None]
+    n_pass = sum(bool(row["talib_target"]["pass"]) for row in covered)
+    median_bound = statistics.median(row["ratio_to_bound"] for row in rows)
+
+    log("MA-crossover sweep (a subprocess per side)")
+    sweep = bench_sweep(options.skip_vectorbt)
+    log("compile time (fresh processes)")
+    compile_ = bench_compile()
+
+    targets = {
+        "every_talib_indicator_within_1x": {
+            "count": len(covered),
+            "passed": n_pass,
+            "failed": [row["name"] for row in covered if not row["talib_target"]["pass"]],
+            "target": TARGET_RATIO_TO_TALIB,
+            "pass": n_pass == len(covered),
+        },
+        "median_ratio_to_bound": check(median_bound, TARGET_MEDIAN_RATIO_TO_BOUND),
+        "sweep_speedup": check(sweep.get("speedup"), TARGET_SWEEP_SPEEDUP, at_most=False),
+        "sweep_peak_memory_mb": check(sweep["ours"]["peak_rss_mb"], TARGET_SWEEP_PEAK_MB),
+    }
+    report = {
+        "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": f"{cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "n_bars": n_bars,
+        "repeats": repeats,
+        "memory_bound": bound,
+        "indicators": rows,
+        "missing_kernels": missing,
+        "sweep": sweep,
+        "compile": compile_,
+        "targets": targets,
+        "seconds": time.perf_counter() - started,
+    }
+    text = markdown(report)
+    out_dir = options.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "kernels.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out_dir / "kernels.md", text)
+    log("")
+    log(text)
+    log(f"wrote {out_dir / 'kernels.json'} and {out_dir / 'kernels.md'}")
+
+
+if __name__ == "__main__":
+    main()
