@@ -5,7 +5,10 @@ temporary file, then rename) and prints the markdown. Every figure sits next to 
 and a pass/fail:
 
 - each indicator TA-Lib also computes: our median time <= 1.0x TA-Lib's median;
-- the median over indicators of (our median / the memory-bound copy of 10M float64) <= 4x;
+- the median over indicators of (our median / the memory-bound copy of 10M float64) <= 4x.
+  A copy moves two arrays; an indicator that reads and writes k arrays cannot beat k/2
+  copies, so the report also gives the ratio to that bytes-matched bound, with the same 4x
+  target; the plain ratio stays the headline figure;
 - the MA-crossover sweep: >= 50x vectorbt's bar·combos/s, peak RSS < 2 GB, same total
   returns (asserted, max relative difference reported);
 - compile time: the demo kernels' first-call cost in a fresh process, warm and cold cache.
@@ -147,8 +150,9 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"## Indicators on {report['n_bars']:,} bars (median of {report['repeats']} runs)",
         "",
-        "| indicator | arrays | ours ms | TA-Lib ms | ours / TA-Lib (≤ 1.0) | ours / bound |",
-        "|---|---|---|---|---|---|",
+        "| indicator | arrays | ours ms | TA-Lib ms | ours / TA-Lib (≤ 1.0) | ours / bound "
+        "| ours / bound for its bytes |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in report["indicators"]:
         talib_ms = "–" if row["talib_median_ms"] is None else f"{row['talib_median_ms']:.1f}"
@@ -159,7 +163,7 @@ def markdown(report: dict[str, Any]) -> str:
         )
         lines.append(
             f"| {row['name']} | {row['arrays']} | {row['ours_median_ms']:.1f} | {talib_ms} | "
-            f"{ratio} | {row['ratio_to_bound']:.1f}× |"
+            f"{ratio} | {row['ratio_to_bound']:.1f}× | {row['ratio_to_bytes_bound']:.1f}× |"
         )
     targets = report["targets"]
     covered = targets["every_talib_indicator_within_1x"]
@@ -169,6 +173,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"{covered['count']} — {mark(covered['pass'])}",
         f"- Median ratio to the memory bound: {targets['median_ratio_to_bound']['value']:.2f}× "
         f"(target ≤ 4×) — {mark(targets['median_ratio_to_bound']['pass'])}",
+        f"- Median ratio to the bytes-matched bound: "
+        f"{targets['median_ratio_to_bytes_bound']['value']:.2f}× (target ≤ 4×) — "
+        f"{mark(targets['median_ratio_to_bytes_bound']['pass'])}",
     ]
     if report["missing_kernels"]:
         lines.append(f"- Not in the tree (skipped): {', '.join(report['missing_kernels'])}")
@@ -238,6 +245,9 @@ def main() -> None:
     covered = [row for row in rows if row["ratio_to_talib"] is not None]
     n_pass = sum(bool(row["talib_target"]["pass"]) for row in covered)
     median_bound = statistics.median(row["ratio_to_bound"] for row in rows)
+    for row in rows:
+        row["ratio_to_bytes_bound"] = row["ratio_to_bound"] / (row["arrays"] / 2)
+    median_bytes_bound = statistics.median(row["ratio_to_bytes_bound"] for row in rows)
 
     log("MA-crossover sweep (a subprocess per side)")
     sweep = bench_sweep(options.skip_vectorbt)
@@ -253,6 +263,7 @@ def main() -> None:
             "pass": n_pass == len(covered),
         },
         "median_ratio_to_bound": check(median_bound, TARGET_MEDIAN_RATIO_TO_BOUND),
+        "median_ratio_to_bytes_bound": check(median_bytes_bound, TARGET_MEDIAN_RATIO_TO_BOUND),
         "sweep_speedup": check(sweep.get("speedup"), TARGET_SWEEP_SPEEDUP, at_most=False),
         "sweep_peak_memory_mb": check(sweep["ours"]["peak_rss_mb"], TARGET_SWEEP_PEAK_MB),
     }
