@@ -280,6 +280,37 @@ def test_random_walk_portfolio_matches_vectorbt_cash_sharing(
     assert_portfolio_matches_vectorbt(frames, BacktestConfig(fee_bps=0.0, fill=fill), strategy)
 
 
+def synthetic_market_bars(symbol: str) -> pl.DataFrame:
+    """Six months of hourly bars of the embedded synthetic market (GARCH, jumps, regimes)."""
+    from research_lib.sources.synthetic import SyntheticMarketConfig, SyntheticSource
+
+    source = SyntheticSource(SyntheticMarketConfig(seed=7))
+    start = SyntheticMarketConfig().origin_ms
+    frame = source.fetch(
+        dataset="bars", symbols=[symbol], interval="1h",
+        start_ms=start, end_ms=start + 182 * 86_400_000,
+    )  # fmt: skip
+    return frame.drop("symbol")
+
+
+@pytest.mark.parametrize("symbol", ["BTCUSDT", "SOLUSDT"])
+@pytest.mark.parametrize(
+    ("fill", "strategy", "extra"),
+    [
+        ("next_open", STRATEGY, {}),
+        ("this_close", LONG_SHORT, {"gas_per_fill_quote": 1.0}),
+        ("next_close", STRATEGY, {"stop_loss_fraction": 0.02, "take_profit_fraction": 0.04}),
+    ],
+    ids=["long-next_open", "long_short-this_close", "sl_tp"],
+)
+def test_synthetic_market_matches_vectorbt(
+    symbol: str, fill: str, strategy: StrategyConfig, extra: dict
+) -> None:
+    bars = synthetic_market_bars(symbol)
+    config = BacktestConfig(fee_bps=10.0, fill=fill, **extra)
+    assert_matches_vectorbt(bars, config, strategy=strategy)
+
+
 @pytest.mark.real_data
 @pytest.mark.parametrize("symbol", ["BTCUSDT", "ETHUSDT"])
 @pytest.mark.parametrize(
