@@ -46,6 +46,31 @@ def feature_panel(features: pl.DataFrame, *, symbol: str) -> go.Figure:
     return fig
 
 
+def indicator_panel(
+    frame: pl.DataFrame,
+    *,
+    overlay: list[str],
+    panels: list[list[str]],
+    title: str = "Indicators",
+) -> go.Figure:
+    """Price-scale columns over the close (top), then one panel per group of oscillators.
+
+    ``frame`` is one symbol's bars with the indicator columns added (``bars.ta.macd()``...).
+    """
+    frame = frame.sort("ts")
+    x = _dt(frame["ts"])
+    rows = 1 + len(panels)
+    heights = [0.5] + [0.5 / len(panels)] * len(panels) if panels else [1.0]
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, row_heights=heights)
+    for col in ["close", *overlay]:
+        fig.add_trace(go.Scatter(x=x, y=frame[col], name=col, mode="lines"), row=1, col=1)
+    for row, group in enumerate(panels, start=2):
+        for col in group:
+            fig.add_trace(go.Scatter(x=x, y=frame[col], name=col, mode="lines"), row=row, col=1)
+    fig.update_layout(title=title, height=300 + 160 * len(panels))
+    return fig
+
+
 def fold_scores(folds: pl.DataFrame) -> go.Figure:
     """Out-of-sample information coefficient per symbol and walk-forward fold."""
     fig = go.Figure()
