@@ -30,16 +30,17 @@ return, not annualised). Annualise with ``vol * np.sqrt(bars_per_year)``, e.g.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir as llvm_ir
+from numba import njit, types
+from numba.extending import intrinsic
 
+from kernels.momentum import _max_first, _max_step, _min_first, _min_step, _overlaps
 from kernels.rolling import (
     DIRECT_MAX_WINDOW,
     REANCHOR_MIN_BARS,
     REANCHOR_WINDOWS,
     _first_finite,
     ema,
-    rolling_mean,
-    rolling_std,
 )
 
 _MODE_BANDS = 0
@@ -381,6 +382,110 @@ def keltner_channels(
 
 # --- Donchian channels ---------------------------------------------------------------------
 
+# Donchian works through the bars in chunks of this many (buffers stay in the L1/L2 cache), as
+# kernels.momentum's Williams %R does.
+DONCHIAN_CHUNK_BARS = 1024
+
+
+@njit(cache=True, error_model="numpy")
+def _max_into(runs: np.ndarray, w: int, k: int, dst: np.ndarray) -> None:
+    """dst[u] = max(runs[w - 1 + u], runs[w - 1 - k + u]): two runs cover each window."""
+    m = dst.shape[0]
+    cur = runs[w - 1 : w - 1 + m]
+    back = runs[w - 1 - k : w - 1 - k + m]
+    for u in range(m):
+        dst[u] = max(cur[u], back[u])
+
+
+@njit(cache=True, error_model="numpy")
+def _min_into(runs: np.ndarray, w: int, k: int, dst: np.ndarray) -> None:
+    """dst[u] = min(runs[w - 1 + u], runs[w - 1 - k + u]): two runs cover each window."""
+    m = dst.shape[0]
+    cur = runs[w - 1 : w - 1 + m]
+    back = runs[w - 1 - k : w - 1 - k + m]
+    for u in range(m):
+        dst[u] = min(cur[u], back[u])
+
+
+@njit(cache=True, error_model="numpy")
+def _nan_windows(values: np.ndarray, w: int, s: int, e: int, dst: np.ndarray) -> None:
+    """dst[i] = NaN for s <= i < e where values[i - w + 1 : i + 1] holds a NaN."""
+    last = -1  # the last NaN bar seen
+    for j in range(s - w + 1, e):
+        if np.isnan(values[j]):
+            last = j
+        if j >= s and last > j - w and last >= 0:
+            dst[j] = np.nan
+
+
+@njit(cache=True, error_model="numpy")
+def _donchian_pass(
+    high: np.ndarray,
+    low: np.ndarray,
+    w: int,
+    upper: np.ndarray,
+    middle: np.ndarray,
+    lower: np.ndarray,
+) -> None:
+    """Rolling max / min by doubling in cache-sized chunks (outputs must not overlap inputs)."""
+    # Williams %R's scheme (kernels.momentum): runs of 2, 4, 8, ... bars, each step one
+    # vectorized max or min over the chunk, then each window is the union of the run of the
+    # largest power of 2 d <= w ending at t and the same run ending at t - (w - d). Exact, so
+    # the result does not depend on the chunking (causal bit for bit). A window's value comes
+    # only from its own bars, so a NaN spoils only the windows that hold it; those are set to
+    # NaN afterwards (pandas min_periods=n), in the chunks whose inputs hold a NaN.
+    n = high.shape[0]
+    first = min(w - 1, n)
+    upper[:first] = np.nan
+    middle[:first] = np.nan
+    lower[:first] = np.nan
+    if w == 1:
+        for i in range(n):
+            up = high[i]
+            dn = low[i]
+            upper[i] = up
+            lower[i] = dn
+            middle[i] = (up + dn) / 2.0
+        return
+    chunk = DONCHIAN_CHUNK_BARS
+    bufs = np.empty((4, chunk + w))
+    a_hi = bufs[0]
+    a_lo = bufs[1]
+    b_hi = bufs[2]
+    b_lo = bufs[3]
+    for s in range(first, n, chunk):
+        e = min(s + chunk, n)
+        base = s - w + 1
+        m = e - base
+        bad_hi = _max_first(high[base:e], a_hi)
+        bad_lo = _min_first(low[base:e], a_lo)
+        d = 2
+        in_a = True
+        while 2 * d <= w:
+            if in_a:
+                _max_step(a_hi, b_hi, d, m)
+                _min_step(a_lo, b_lo, d, m)
+            else:
+                _max_step(b_hi, a_hi, d, m)
+                _min_step(b_lo, a_lo, d, m)
+            in_a = not in_a
+            d *= 2
+        if in_a:
+            _max_into(a_hi, w, w - d, upper[s:e])
+            _min_into(a_lo, w, w - d, lower[s:e])
+        else:
+            _max_into(b_hi, w, w - d, upper[s:e])
+            _min_into(b_lo, w, w - d, lower[s:e])
+        if bad_hi > 0:
+            _nan_windows(high, w, s, e, upper)
+        if bad_lo > 0:
+            _nan_windows(low, w, s, e, lower)
+        up = upper[s:e]
+        dn = lower[s:e]
+        mid = middle[s:e]
+        for u in range(e - s):
+            mid[u] = (up[u] + dn[u]) / 2.0
+
 
 @njit(cache=True, error_model="numpy")
 def donchian_channels(
@@ -392,58 +497,241 @@ def donchian_channels(
     out_lower: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Matches pandas ``hi.rolling(n).max()``, ``(upper + lower) / 2``, ``lo.rolling(n).min()``."""
-    # Monotonic deques (ring buffers of indices): O(1) amortised per bar. A NaN empties its
-    # deque, since no window containing it may produce a value (pandas min_periods=n).
     if window_bars < 1:
         raise ValueError("donchian_channels: window_bars must be >= 1")
     n = high.shape[0]
-    w = window_bars
     upper = _buffer(n, out_upper)
     middle = _buffer(n, out_middle)
     lower = _buffer(n, out_lower)
-    cap = w + 1
-    qmax = np.empty(cap, np.int64)
-    qmin = np.empty(cap, np.int64)
-    max_head = 0
-    max_size = 0
-    min_head = 0
-    min_size = 0
-    high_ok_from = w - 1  # first bar whose window holds no NaN high
-    low_ok_from = w - 1
-    for i in range(n):
-        h = high[i]
-        if np.isnan(h):
-            max_size = 0
-            high_ok_from = i + w
-        else:
-            while max_size > 0 and high[qmax[(max_head + max_size - 1) % cap]] <= h:
-                max_size -= 1
-            qmax[(max_head + max_size) % cap] = i
-            max_size += 1
-            if qmax[max_head] <= i - w:
-                max_head = (max_head + 1) % cap
-                max_size -= 1
-        lo = low[i]
-        if np.isnan(lo):
-            min_size = 0
-            low_ok_from = i + w
-        else:
-            while min_size > 0 and low[qmin[(min_head + min_size - 1) % cap]] >= lo:
-                min_size -= 1
-            qmin[(min_head + min_size) % cap] = i
-            min_size += 1
-            if qmin[min_head] <= i - w:
-                min_head = (min_head + 1) % cap
-                min_size -= 1
-        up = high[qmax[max_head]] if i >= high_ok_from else np.nan
-        dn = low[qmin[min_head]] if i >= low_ok_from else np.nan
-        upper[i] = up
-        lower[i] = dn
-        middle[i] = (up + dn) / 2.0
+    if (
+        _overlaps(upper, high)
+        or _overlaps(upper, low)
+        or _overlaps(middle, high)
+        or _overlaps(middle, low)
+        or _overlaps(lower, high)
+        or _overlaps(lower, low)
+    ):
+        # The chunks read back w - 1 input bars that an aliased output would have overwritten.
+        tmp = np.empty((3, n))
+        _donchian_pass(high, low, window_bars, tmp[0], tmp[1], tmp[2])
+        upper[:] = tmp[0]
+        middle[:] = tmp[1]
+        lower[:] = tmp[2]
+    else:
+        _donchian_pass(high, low, window_bars, upper, middle, lower)
     return upper, middle, lower
 
 
 # --- realised volatility (per bar, not annualised) -----------------------------------------
+
+# The estimators work through the bars in chunks of this many: the log terms of a chunk are
+# computed in one vectorized loop into a cache-resident buffer, then the running sums go
+# through it serially, then the square roots are taken in one vectorized loop.
+VOL_CHUNK_BARS = 1024
+
+_KIND_CLOSE_TO_CLOSE = 0
+_KIND_PARKINSON = 1
+_KIND_GARMAN_KLASS = 2
+
+# fdlibm / musl log: x = 2**k * (1 + f), 1 + f in [sqrt(2)/2, sqrt(2)),
+# log(1 + f) = f - f**2 / 2 + s * (f**2 / 2 + R(s**2)), s = f / (2 + f); error < 1 ulp.
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_LG1 = 6.666666666666735130e-01
+_LG2 = 3.999999999940941908e-01
+_LG3 = 2.857142874366239149e-01
+_LG4 = 2.222219843214978396e-01
+_LG5 = 1.818357216161805012e-01
+_LG6 = 1.531383769920937332e-01
+_LG7 = 1.479819860511658591e-01
+_SQRT_HALF_BITS = 0x3FE6A09E00000000
+_MIN_NORMAL_BITS = 0x0010000000000000
+_INF_BITS = 0x7FF0000000000000
+
+
+@intrinsic
+def _float_bits(typingctx, x):
+    """The IEEE-754 bits of a float64 as an int64 (a bitcast: free, and it vectorizes)."""
+    if not isinstance(x, types.Float):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _bits_float(typingctx, x):
+    """The float64 whose IEEE-754 bits are the int64 x."""
+    if not isinstance(x, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+@njit(cache=True, error_model="numpy")
+def _log_ratio(num: np.ndarray, den: np.ndarray, dst: np.ndarray) -> None:
+    """dst[j] = log(num[j] / den[j]), vectorized (numba's np.log is a scalar libm call).
+
+    Ratios that are not positive normal floats (0, negative, inf, NaN, subnormal) go through
+    np.log afterwards; the others get fdlibm's log, within 1 ulp of libm's.
+    """
+    m = dst.shape[0]
+    bad = 0
+    for j in range(m):
+        x = num[j] / den[j]
+        ix = _float_bits(x)
+        bad += (ix < _MIN_NORMAL_BITS) | (ix >= _INF_BITS)
+        k = (ix - _SQRT_HALF_BITS) >> 52
+        f = _bits_float(ix - (k << 52)) - 1.0
+        s = f / (2.0 + f)
+        z = s * s
+        w = z * z
+        t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
+        t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
+        hfsq = 0.5 * f * f
+        dk = float(k)
+        dst[j] = s * (hfsq + t1 + t2) + dk * _LN2_LO - hfsq + f + dk * _LN2_HI
+    if bad > 0:
+        for j in range(m):
+            x = num[j] / den[j]
+            ix = _float_bits(x)
+            if ix < _MIN_NORMAL_BITS or ix >= _INF_BITS:
+                dst[j] = np.log(x)
+
+
+@njit(cache=True, error_model="numpy")
+def _realised_vol_pass(
+    kind: int,
+    a: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    d: np.ndarray,
+    window_bars: int,
+    res: np.ndarray,
+) -> None:
+    """One estimator into res, chunk by chunk: (close) or (high, low) or (open, high, low, close).
+
+    The numerics of ``kernels.rolling._rolling_pass`` (mean for the range estimators, std with
+    ddof=1 of the log returns for close-to-close), operation for operation: running sums of
+    deviations from an anchor re-anchored every ``max(64, 4 w)`` bars (every bar for w <= 4),
+    the drift re-anchor for the std, pandas' exact zero on a constant window. Only the log
+    differs from the two-step version (fdlibm's instead of libm's, within 1 ulp).
+    """
+    n = res.shape[0]
+    w = window_bars
+    std_mode = kind == _KIND_CLOSE_TO_CLOSE
+    ddof = 1
+    interval = 1 if w <= DIRECT_MAX_WINDOW else max(REANCHOR_MIN_BARS, REANCHOR_WINDOWS * w)
+    chunk = VOL_CHUNK_BARS
+    terms = np.empty(chunk + w)  # terms[u] is the term of bar s - w + u
+    scratch = np.empty(chunk)
+    anchor = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    n_nan = 0
+    run = 0
+    prev = np.nan
+    countdown = 1
+    for s in range(0, n, chunk):
+        e = min(s + chunk, n)
+        m = e - s
+        if s > 0:
+            for u in range(w):  # the last w terms of the previous chunk (forward copy)
+                terms[u] = terms[chunk + u]
+        new = terms[w : w + m]
+        if kind == _KIND_CLOSE_TO_CLOSE:
+            # log of the ratio, not a difference of logs: full precision at any price scale.
+            lo = max(s, 1)
+            _log_ratio(a[lo:e], a[lo - 1 : e - 1], terms[w + lo - s : w + m])
+            if s == 0:
+                new[0] = np.nan
+        elif kind == _KIND_PARKINSON:
+            _log_ratio(a[s:e], b[s:e], new)
+            for u in range(m):
+                r = new[u]
+                new[u] = r * r
+        else:
+            _log_ratio(b[s:e], c[s:e], new)
+            co_terms = scratch[:m]
+            _log_ratio(d[s:e], a[s:e], co_terms)
+            for u in range(m):
+                hl = new[u]
+                co = co_terms[u]
+                new[u] = 0.5 * hl * hl - _GARMAN_KLASS_OC * co * co
+        off = w - s
+        for i in range(s, e):
+            x = terms[i + off]
+            if x == prev:
+                run += 1
+            else:
+                run = 1
+            prev = x
+            countdown -= 1
+            if countdown == 0:
+                countdown = interval
+                anchor, s1, s2, n_nan = _anchor_window(terms, max(0, i - w + 1) + off, i + 1 + off)
+            else:
+                old = terms[i - w + off] if i >= w else np.nan
+                if not np.isnan(x) and not np.isnan(old):
+                    # The usual bar, as in _bollinger_pass: one add per sum on the chain.
+                    d_new = x - anchor
+                    d_old = old - anchor
+                    step = d_new - d_old
+                    s1 += step
+                    if std_mode:
+                        s2 += step * (d_new + d_old)
+                else:
+                    if np.isnan(x):
+                        n_nan += 1
+                    else:
+                        dx = x - anchor
+                        s1 += dx
+                        s2 += dx * dx
+                    if i >= w:
+                        if np.isnan(old):
+                            n_nan -= 1
+                        else:
+                            dx = old - anchor
+                            s1 -= dx
+                            s2 -= dx * dx
+            if i < w - 1 or n_nan > 0:
+                res[i] = np.nan
+                continue
+            mean_dev = s1 / w
+            if not std_mode:
+                res[i] = anchor + mean_dev
+                continue
+            centred = s2 - s1 * mean_dev
+            if s1 * mean_dev > _DRIFT_RATIO * centred and abs(mean_dev) > _DRIFT_FLOOR * abs(
+                anchor
+            ):
+                anchor, s1, s2, n_nan = _anchor_window(terms, i - w + 1 + off, i + 1 + off)
+                mean_dev = s1 / w
+                centred = s2 - s1 * mean_dev
+            res[i] = 0.0 if run >= w else centred  # var = centred / (w - ddof), below
+        out = res[s:e]
+        if kind == _KIND_CLOSE_TO_CLOSE:
+            for u in range(m):
+                var = out[u] / (w - ddof)
+                if var < 0.0:
+                    var = 0.0
+                out[u] = np.sqrt(var)
+        elif kind == _KIND_PARKINSON:
+            for u in range(m):
+                # The terms are >= 0, so a negative mean can only be rounding: clamp it to 0.
+                mean = out[u]
+                out[u] = (
+                    np.sqrt(max(mean, 0.0) * _PARKINSON_FACTOR) if not np.isnan(mean) else np.nan
+                )
+        else:
+            for u in range(m):
+                mean = out[u]
+                out[u] = np.sqrt(max(mean, 0.0)) if not np.isnan(mean) else np.nan
 
 
 @njit(cache=True, error_model="numpy")
@@ -454,14 +742,9 @@ def close_to_close_volatility(
     # window_bars counts returns, so the first value sits at bar window_bars (n + 1 closes).
     if window_bars < 2:
         raise ValueError("close_to_close_volatility: window_bars must be >= 2")
-    n = close.shape[0]
-    returns = np.empty(n)
-    if n > 0:
-        returns[0] = np.nan
-    for i in range(1, n):
-        # log of the ratio, not a difference of logs: keeps full precision at any price scale.
-        returns[i] = np.log(close[i] / close[i - 1])
-    return rolling_std(returns, window_bars, 1, _buffer(n, out))
+    res = _buffer(close.shape[0], out)
+    _realised_vol_pass(_KIND_CLOSE_TO_CLOSE, close, close, close, close, window_bars, res)
+    return res
 
 
 @njit(cache=True, error_model="numpy")
@@ -471,16 +754,8 @@ def parkinson_volatility(
     """Per-bar vol; pandas ``np.sqrt((np.log(h / l) ** 2).rolling(n).mean() / (4 ln 2))``."""
     if window_bars < 1:
         raise ValueError("parkinson_volatility: window_bars must be >= 1")
-    n = high.shape[0]
-    terms = np.empty(n)
-    for i in range(n):
-        r = np.log(high[i] / low[i])
-        terms[i] = r * r
-    res = rolling_mean(terms, window_bars, _buffer(n, out))
-    for i in range(n):
-        # The terms are >= 0, so a negative mean can only be rounding: clamp it to 0.
-        m = res[i]
-        res[i] = np.sqrt(max(m, 0.0) * _PARKINSON_FACTOR) if not np.isnan(m) else np.nan
+    res = _buffer(high.shape[0], out)
+    _realised_vol_pass(_KIND_PARKINSON, high, low, high, low, window_bars, res)
     return res
 
 
@@ -500,13 +775,6 @@ def garman_klass_volatility(
     # the pandas expression gives NaN.
     if window_bars < 1:
         raise ValueError("garman_klass_volatility: window_bars must be >= 1")
-    n = close.shape[0]
-    terms = np.empty(n)
-    for i in range(n):
-        hl = np.log(high[i] / low[i])
-        co = np.log(close[i] / open_[i])
-        terms[i] = 0.5 * hl * hl - _GARMAN_KLASS_OC * co * co
-    res = rolling_mean(terms, window_bars, _buffer(n, out))
-    for i in range(n):
-        res[i] = np.sqrt(max(res[i], 0.0)) if not np.isnan(res[i]) else np.nan
+    res = _buffer(close.shape[0], out)
+    _realised_vol_pass(_KIND_GARMAN_KLASS, open_, high, low, close, window_bars, res)
     return res

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.rolling import REANCHOR_MIN_BARS, REANCHOR_WINDOWS, _first_finite, ema
+from kernels.rolling import REANCHOR_MIN_BARS, REANCHOR_WINDOWS, _first_finite
 from kernels.volatility import _buffer
 
 _KIND_VWAP = 0
@@ -296,21 +296,45 @@ def chaikin_money_flow(
 # --- volume oscillator ---------------------------------------------------------------------
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
 def volume_oscillator(
     volume: np.ndarray, fast_bars: int, slow_bars: int, out: np.ndarray | None = None
 ) -> np.ndarray:
     """100 * (EMA_fast(v) - EMA_slow(v)) / EMA_slow(v), EMAs as ``talib.EMA``; pandas ref."""
     # EMA, not SMA: the SMA-seeded EMA of kernels.rolling.ema (alpha = 2 / (n + 1)). NaN until
     # both EMAs exist (max(fast, slow) - 1 bars after the first valid volume) and where the
-    # slow EMA is 0.
+    # slow EMA is 0. One pass with both EMA chains, each exactly kernels.rolling.ema's
+    # arithmetic (SMA seed, then one FMA per bar), so the two chains overlap in the CPU.
     if fast_bars < 1 or slow_bars < 1:
         raise ValueError("volume_oscillator: fast_bars and slow_bars must be >= 1")
     n = volume.shape[0]
     res = _buffer(n, out)
-    fast = ema(volume, fast_bars)
-    ema(volume, slow_bars, res)
-    for i in range(n):
-        slow = res[i]
-        res[i] = (fast[i] - slow) / slow * 100.0 if slow != 0.0 else np.nan
+    start = _first_finite(volume)
+    fast_seed = start + fast_bars - 1
+    slow_seed = start + slow_bars - 1
+    first = max(fast_seed, slow_seed)
+    if first >= n:
+        res[:] = np.nan
+        return res
+    res[:first] = np.nan
+    total = 0.0
+    for i in range(start, fast_seed + 1):
+        total += volume[i]
+    fast = total / fast_bars
+    total = 0.0
+    for i in range(start, slow_seed + 1):
+        total += volume[i]
+    slow = total / slow_bars
+    fast_alpha = 2.0 / (fast_bars + 1.0)
+    slow_alpha = 2.0 / (slow_bars + 1.0)
+    for i in range(fast_seed + 1, first + 1):
+        fast = (volume[i] - fast) * fast_alpha + fast
+    for i in range(slow_seed + 1, first + 1):
+        slow = (volume[i] - slow) * slow_alpha + slow
+    res[first] = (fast - slow) / slow * 100.0 if slow != 0.0 else np.nan
+    for i in range(first + 1, n):
+        v = volume[i]
+        fast = (v - fast) * fast_alpha + fast
+        slow = (v - slow) * slow_alpha + slow
+        res[i] = (fast - slow) / slow * 100.0 if slow != 0.0 else np.nan
     return res
