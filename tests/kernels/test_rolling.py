@@ -257,3 +257,27 @@ def test_rolling_std_accurate_when_calm_follows_volatile(scale: float, window: i
     z_ref = np.full(x.size, np.nan)
     z_ref[window - 1 :] = -(views - x[window - 1 :, None]).mean(axis=1) / views.std(axis=1)
     np.testing.assert_allclose(rolling_zscore(x, window), z_ref, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("window", [5, 20, 300])
+def test_rolling_std_loops_agree_across_chunks(window: int) -> None:
+    # Past the first scan chunk (2048 bars), a NaN, an inf and a constant stretch send some
+    # chunks to the general loop; every prefix must agree bit for bit with the full run, and
+    # the output must recover once the bad values leave the window (after an inf, as before,
+    # at the next scheduled re-anchor: inf - inf poisons the running sums until then).
+    x = random_walk(9000, seed=window)
+    x[3000] = np.nan
+    x[5000] = np.inf
+    x[6000 : 6000 + window + 5] = x[6000]
+    for kernel in (lambda v: rolling_std(v, window, 1), lambda v: rolling_zscore(v, window)):
+        full = kernel(x)
+        for cut in (2047, 2048, 2049, 3000, 3001, 4100, 5001, 6000 + window, 8999):
+            np.testing.assert_array_equal(kernel(x[:cut].copy()), full[:cut])
+    brute = brute_rolling(x, window, "std", 1)
+    actual = rolling_std(x, window, 1)
+    interval = max(64, 4 * window)
+    recovered = -(-(5000 + window) // interval) * interval
+    ok = np.isfinite(brute)
+    ok[5000:recovered] = False
+    assert np.isfinite(actual[recovered:]).all()
+    np.testing.assert_allclose(actual[ok], brute[ok], rtol=1e-9, atol=1e-12)
