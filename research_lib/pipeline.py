@@ -9,8 +9,9 @@ Examples
 --------
 >>> [stage.name for stage in STAGES]
 ['00_collect', '10_features', '20_model', '30_backtest']
->>> sorted(stage_parameters(STAGES[3], load_profile("demo")))[:3]
-['allow_short', 'end', 'fast_bars']
+>>> params = stage_parameters(STAGES[3], load_profile("demo"))
+>>> params["fee_bps"], params["symbols"][0]
+(10.0, 'BTCUSDT')
 """
 
 from __future__ import annotations
