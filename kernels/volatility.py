@@ -39,6 +39,7 @@ from kernels.rolling import (
     DIRECT_MAX_WINDOW,
     REANCHOR_MIN_BARS,
     REANCHOR_WINDOWS,
+    _anchor_window,
     _first_finite,
     ema,
 )
@@ -62,31 +63,6 @@ def _buffer(n: int, out: np.ndarray | None) -> np.ndarray:
 
 
 # --- Bollinger bands -----------------------------------------------------------------------
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _anchor_window(values: np.ndarray, lo: int, hi: int) -> tuple[float, float, float, int]:
-    """(anchor, s1, s2, NaN count) of values[lo:hi], anchored at the mean of its finite values."""
-    n_nan = 0
-    total = 0.0
-    count = 0
-    for j in range(lo, hi):
-        v = values[j]
-        if np.isnan(v):
-            n_nan += 1
-        else:
-            total += v
-            count += 1
-    anchor = total / count if count > 0 else 0.0
-    s1 = 0.0
-    s2 = 0.0
-    for j in range(lo, hi):
-        v = values[j]
-        if not np.isnan(v):
-            d = v - anchor
-            s1 += d
-            s2 += d * d
-    return anchor, s1, s2, n_nan
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})

@@ -14,6 +14,7 @@ import talib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
+from ohlcv_fixtures import Bars, random_ohlcv, with_gaps
 
 from kernels.volume import (
     ad_line,
@@ -25,34 +26,8 @@ from kernels.volume import (
     volume_oscillator,
 )
 
-Bars = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
-
-
-def random_ohlcv(
-    n: int, *, seed: int, scale: float = 100.0, vol: float = 0.01, flat_every: int = 0
-) -> Bars:
-    """Seeded bars with low <= min(open, close) <= max(open, close) <= high and volume > 0."""
-    rng = np.random.default_rng(seed)
-    close = scale * np.exp(np.cumsum(rng.normal(0.0, vol, n)))
-    open_ = np.empty(n)
-    open_[0] = scale
-    open_[1:] = close[:-1] * np.exp(rng.normal(0.0, vol / 10, n - 1))
-    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, vol / 2, n)))
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, vol / 2, n)))
-    volume = np.exp(rng.normal(5.0, 1.0, n))
-    if flat_every:
-        flat = np.arange(0, n, flat_every)
-        open_[flat] = high[flat] = low[flat] = close[flat]
-    return open_, high, low, close, volume
-
-
-def with_gaps(x: np.ndarray, *, seed: int, count: int = 5) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y = x.copy()
-    y[rng.choice(np.arange(10, y.size), size=count, replace=False)] = np.nan
-    return y
 
 
 def assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float = 0.0):
