@@ -187,6 +187,36 @@ class BacktestConfig(FrozenConfig):
     """Charge perpetual funding from the market's funding series (a perp, not spot)."""
 
 
+class SweepConfig(FrozenConfig):
+    """A grid of SMA-crossover windows, evaluated in full by ``research_lib.sweep``.
+
+    Every pair with ``fast < slow`` is a trial; the count is recorded for the deflated Sharpe
+    ratio of the validation stage.
+    """
+
+    fast_bars: tuple[int, ...] = (4, 8, 12, 16, 24, 32, 48)
+    slow_bars: tuple[int, ...] = (24, 36, 48, 72, 96, 120, 168, 240)
+
+    @model_validator(mode="after")
+    def _check(self) -> SweepConfig:
+        for name, windows, low in (
+            ("fast_bars", self.fast_bars, 1),
+            ("slow_bars", self.slow_bars, 2),
+        ):
+            if not windows:
+                raise ValueError(f"{name} is empty; give at least one window")
+            if min(windows) < low:
+                raise ValueError(f"{name} has {min(windows)}; every window must be >= {low}")
+            if len(set(windows)) != len(windows):
+                raise ValueError(f"{name} repeats a window: {list(windows)}")
+        if min(self.fast_bars) >= max(self.slow_bars):
+            raise ValueError(
+                f"no pair has fast < slow (fast_bars={list(self.fast_bars)}, "
+                f"slow_bars={list(self.slow_bars)})"
+            )
+        return self
+
+
 class RunConfig(FrozenConfig):
     """A whole run, as named by a profile: one section per stage concern."""
 
@@ -197,12 +227,17 @@ class RunConfig(FrozenConfig):
     model: ModelConfig = ModelConfig()
     strategy: StrategyConfig = StrategyConfig()
     backtest: BacktestConfig = BacktestConfig()
+    sweep: SweepConfig = SweepConfig()
 
 
-SECTIONS: tuple[str, ...] = ("market", "features", "model", "strategy", "backtest")
+SECTIONS: tuple[str, ...] = ("market", "features", "model", "strategy", "backtest", "sweep")
 # A notebook's parameter is named after its config field, except where a bare field name
 # would be ambiguous in a notebook.
-PARAM_ALIASES: dict[tuple[str, str], str] = {("strategy", "name"): "strategy"}
+PARAM_ALIASES: dict[tuple[str, str], str] = {
+    ("strategy", "name"): "strategy",
+    ("sweep", "fast_bars"): "sweep_fast_bars",
+    ("sweep", "slow_bars"): "sweep_slow_bars",
+}
 
 
 class ConfigError(ValueError):

@@ -63,7 +63,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("00_collect", ("market",), ()),
     Stage("10_features", ("market", "features"), ("bars",)),
     Stage("20_model", ("market", "model"), ("features",)),
-    Stage("30_backtest", ("market", "strategy", "backtest"), ("bars",)),
+    Stage("30_backtest", ("market", "strategy", "backtest", "sweep"), ("bars",)),
 )
 PACKAGES = ("numpy", "polars", "numba", "duckdb", "scikit-learn", "papermill", "torch")
 

@@ -147,3 +147,54 @@ def coverage_timeline(coverage: pl.DataFrame) -> go.Figure:
     fig.update_xaxes(type="date")
     fig.update_layout(title="Data coverage in the lake", height=120 + 22 * len(labels))
     return fig
+
+
+def sweep_heatmap(
+    table: pl.DataFrame, *, value: str = "sharpe", title: str | None = None
+) -> go.Figure:
+    """One heatmap of ``value`` over (fast, slow) windows per symbol, on a shared colour scale.
+
+    ``table`` is ``SweepResult.table`` with a ``symbol`` column (one sweep per symbol); the
+    chosen pair of each symbol is not marked: the grid is for judging how stable the
+    neighbourhood is, not for picking its maximum.
+    """
+    if value not in table.columns:
+        raise ValueError(f"value {value!r} is not a sweep column; columns: {table.columns}")
+    symbols = table["symbol"].unique(maintain_order=True).to_list()
+    cols = min(3, len(symbols))
+    rows = -(-len(symbols) // cols)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=symbols,
+        horizontal_spacing=0.06,
+        vertical_spacing=0.12,
+    )
+    finite = table[value].drop_nulls()
+    bound = float(finite.abs().max()) if finite.len() else 1.0
+    for k, symbol in enumerate(symbols):
+        frame = table.filter(pl.col("symbol") == symbol)
+        grid = frame.pivot(on="slow_bars", index="fast_bars", values=value, sort_columns=True)
+        grid = grid.sort("fast_bars")
+        slow = [c for c in grid.columns if c != "fast_bars"]
+        fig.add_trace(
+            go.Heatmap(
+                z=grid.select(slow).to_numpy(),
+                x=[str(s) for s in slow],
+                y=[str(f) for f in grid["fast_bars"]],
+                zmin=-bound,
+                zmax=bound,
+                colorscale="RdBu",
+                showscale=k == 0,
+                colorbar={"title": value},
+                hovertemplate=f"fast %{{y}}<br>slow %{{x}}<br>{value} %{{z:.3g}}<extra></extra>",
+            ),
+            row=k // cols + 1,
+            col=k % cols + 1,
+        )
+    fig.update_xaxes(title_text="slow window, bars", type="category")
+    fig.update_yaxes(title_text="fast window, bars", type="category")
+    fig.update_layout(
+        title=title or f"SMA-crossover sweep: {value} by window pair", height=330 * rows + 80
+    )
+    return fig

@@ -13,6 +13,7 @@ from research_lib.config import (
     MarketConfig,
     RunConfig,
     StrategyConfig,
+    SweepConfig,
     load_profile,
 )
 
@@ -49,6 +50,26 @@ def test_configs_are_frozen_and_reject_unknown_fields() -> None:
 def test_invalid_market_values_name_the_field(kwargs: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         MarketConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"fast_bars": ()}, "fast_bars is empty"),
+        ({"fast_bars": (0, 4)}, "fast_bars has 0; every window must be >= 1"),
+        ({"slow_bars": (24, 24)}, "slow_bars repeats a window"),
+        ({"fast_bars": (50,), "slow_bars": (24, 48)}, "no pair has fast < slow"),
+    ],
+)
+def test_invalid_sweep_grids_name_the_field(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        SweepConfig(**kwargs)
+
+
+def test_sweep_grid_overrides_apply() -> None:
+    run = load_profile("demo", overrides={"sweep.fast_bars": [5, 10]})
+    assert run.sweep.fast_bars == (5, 10)
+    assert run.sweep.id != load_profile("demo").sweep.id
 
 
 def test_demo_profile_loads_and_overrides_apply() -> None:

@@ -7,11 +7,16 @@ import json
 
 import nbformat
 import papermill as pm
+import polars as pl
 import pytest
 from conftest import DEMO_OVERRIDES, DemoRun, Workspace, run_cli
+from polars.testing import assert_frame_equal
 
+from research_lib.collect import read_market
 from research_lib.config import load_profile
+from research_lib.lake import Lake
 from research_lib.pipeline import STAGES, stage_parameters
+from research_lib.sweep import ma_crossover_sweep
 
 
 @pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
@@ -69,6 +74,35 @@ def test_backtest_artifacts_and_summary(demo_run: DemoRun) -> None:
     assert (demo_run.run_dir / "backtest_equity.parquet").is_file()
     assert f"reports:   {demo_run.run_dir}" in demo_run.stdout
     assert "total return" in demo_run.stdout
+
+
+def test_sweep_records_every_trial_and_matches_the_library(demo_run: DemoRun) -> None:
+    grid = load_profile("demo").sweep
+    pairs = sum(1 for f in grid.fast_bars for s in grid.slow_bars if f < s)
+    trials = json.loads((demo_run.run_dir / "sweep_trials.json").read_text())
+    symbols = load_profile("demo").market.symbols
+    assert trials["per_symbol"] == dict.fromkeys(sorted(symbols), pairs)
+    assert trials["n_trials"] == pairs * len(symbols)
+    assert trials["sweep_config_id"] == grid.id
+    table = pl.read_parquet(demo_run.run_dir / "sweep.parquet")
+    assert table.height == trials["n_trials"]
+    # One symbol recomputed from the lake's bars through the library gives the same rows.
+    manifest = json.loads((demo_run.run_dir / "manifest.json").read_text())
+    params = manifest["parameters"]["30_backtest"]
+    market = load_profile("demo", overrides={"market.end": params["end"]}).market
+    bars = read_market(market, "bars", lake=Lake(demo_run.workspace.data))
+    btc = bars.filter(pl.col("symbol") == "BTCUSDT").sort("ts")
+    direct = ma_crossover_sweep(
+        btc["close"],
+        open_prices=btc["open"],
+        fast_bars=params["sweep_fast_bars"],
+        slow_bars=params["sweep_slow_bars"],
+        periods_per_year=market.periods_per_year,
+        fee_bps=params["fee_bps"],
+        fill=params["fill"],
+        initial_cash=params["initial_cash"],
+    ).table
+    assert_frame_equal(table.filter(pl.col("symbol") == "BTCUSDT").drop("symbol"), direct)
 
 
 def test_a_second_run_reuses_the_data(demo_run: DemoRun) -> None:
