@@ -67,6 +67,10 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("funding", ("source", "symbol"), ("ts",), "00_collect", True, True),
         DatasetSpec("features", ("source", "interval", "symbol"), ("ts",), "10_features", False),
         DatasetSpec("predictions", ("source", "interval", "symbol"), ("ts",), "20_model", False),
+        # Ranges a collector fetched in full and stored: re-collecting skips them (gaps too).
+        DatasetSpec(
+            "collect_log", ("source", "dataset"), ("symbol", "interval", "ts"), "00_collect", False
+        ),
     )
 }
 
@@ -108,6 +112,7 @@ class Lake:
         frame: pl.DataFrame,
         *,
         partition: Mapping[str, str] | None = None,
+        refresh: bool = True,
     ) -> WriteResult:
         """Merge ``frame`` into ``dataset`` and refresh the catalog.
 
@@ -120,6 +125,9 @@ class Lake:
             ``partition``; every other column is stored.
         partition
             Constant partition values, e.g. ``{"source": "synthetic", "interval": "1h"}``.
+        refresh
+            Refresh the DuckDB catalog after writing. A collector writing many batches passes
+            False and calls ``refresh_catalog`` once at the end.
         """
         spec = _spec(dataset)
         constants = dict(partition or {})
@@ -151,7 +159,7 @@ class Lake:
             for col, value in zip(partition_cols, values, strict=True):
                 leaf = leaf / f"{col}={value}"
             self._merge_leaf(spec, leaf / "part-0.parquet", group.drop(partition_cols), result)
-        if result.files_written:
+        if result.files_written and refresh:
             self.refresh_catalog()
         return result
 
