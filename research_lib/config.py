@@ -61,9 +61,14 @@ def _to_date(value: Any) -> Any:
 
 
 class MarketConfig(FrozenConfig):
-    """Which market data a run uses: source, symbols, bar interval and the [start, end) range."""
+    """Which market data a run uses: source, symbols, bar interval and the [start, end) range.
 
-    source: Literal["synthetic"] = "synthetic"
+    ``source``: ``synthetic`` (the embedded, seeded market), ``binance`` (spot klines) or
+    ``binance_usdm`` (USDⓈ-M perpetual klines and funding). Binance base URLs come from
+    ``RESEARCH_BINANCE_SPOT_URL`` / ``RESEARCH_BINANCE_USDM_URL`` when set.
+    """
+
+    source: Literal["synthetic", "binance", "binance_usdm"] = "synthetic"
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT")
     interval: Interval = "1h"
     start: dt.date = dt.date(2024, 1, 1)
@@ -106,6 +111,11 @@ class MarketConfig(FrozenConfig):
     def periods_per_year(self) -> float:
         """Bars per year: crypto trades around the clock, 365 days a year."""
         return 365 * 86_400_000 / self.interval_ms
+
+    @property
+    def has_funding(self) -> bool:
+        """Whether the market is a perpetual with a funding series (synthetic, Binance USDⓈ-M)."""
+        return self.source in ("synthetic", "binance_usdm")
 
     @property
     def lake_partition(self) -> dict[str, str]:

@@ -23,7 +23,7 @@ from research_lib.sources.synthetic import SyntheticMarketConfig, SyntheticSourc
 
 __all__ = ["KNOWN_SOURCES", "Source", "SyntheticMarketConfig", "SyntheticSource", "get_source"]
 
-KNOWN_SOURCES = ("synthetic",)
+KNOWN_SOURCES = ("synthetic", "binance", "binance_usdm")
 
 
 @runtime_checkable
@@ -72,4 +72,8 @@ def get_source(market: MarketConfig) -> Source:
         # Each symbol has its own random stream, so a symbol's path is the same whichever
         # other symbols the market lists.
         return SyntheticSource(SyntheticMarketConfig(seed=market.seed, symbols=market.symbols))
+    if market.source in ("binance", "binance_usdm"):
+        from research_lib.sources.binance import BinanceSource
+
+        return BinanceSource(market="spot" if market.source == "binance" else "usdm")
     raise ValueError(f"source={market.source!r} is unknown; use one of {list(KNOWN_SOURCES)}")

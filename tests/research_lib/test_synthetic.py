@@ -343,8 +343,8 @@ def test_get_source_builds_the_synthetic_source_and_rejects_others() -> None:
     assert isinstance(source, SyntheticSource)
     assert source.config.seed == 3
     assert source.config.symbols == ("BTCUSDT", "ETHUSDT")
-    with pytest.raises(ValueError, match=r"source='binance'.*'synthetic'"):
-        get_source(MarketConfig.model_construct(source="binance"))
+    with pytest.raises(ValueError, match=r"source='kraken'.*'synthetic'"):
+        get_source(MarketConfig.model_construct(source="kraken"))
 
 
 # --- kernels against brute-force loops ----------------------------------------------------
