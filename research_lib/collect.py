@@ -256,7 +256,24 @@ def collect_market(
     CollectError
         Naming each symbol that failed and why, after the others have been collected.
     """
-    source = source if source is not None else get_source(market)
+    owned = source is None
+    source = get_source(market) if owned else source
+    try:
+        return _collect(market, lake, source, progress, now_ms, flush_rows, workers)
+    finally:
+        if owned and hasattr(source, "close"):
+            source.close()
+
+
+def _collect(
+    market: MarketConfig,
+    lake: Lake,
+    source: object,
+    progress: bool,
+    now_ms: int | None,
+    flush_rows: int,
+    workers: int | None,
+) -> pl.DataFrame:
     live = market.source != "synthetic"
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     tasks: list[_Task] = []
