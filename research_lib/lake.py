@@ -67,6 +67,9 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("funding", ("source", "symbol"), ("ts",), "00_collect", True, True),
         DatasetSpec("features", ("source", "interval", "symbol"), ("ts",), "10_features", False),
         DatasetSpec("predictions", ("source", "interval", "symbol"), ("ts",), "20_model", False),
+        DatasetSpec(
+            "quality", ("source", "interval", "symbol"), ("check", "ts_first"), "00_collect", False
+        ),
         # Ranges a collector fetched in full and stored: re-collecting skips them (gaps too).
         DatasetSpec(
             "collect_log", ("source", "dataset"), ("symbol", "interval", "ts"), "00_collect", False
