@@ -7,11 +7,16 @@ plotly.js, so reports open offline).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import plotly.graph_objects as go
 import plotly.io as pio
 import polars as pl
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
+
+if TYPE_CHECKING:
+    from research_lib.quality import QualityReport
 
 pio.renderers.default = "plotly_mimetype+notebook"
 pio.templates.default = "plotly_white"
@@ -196,5 +201,67 @@ def sweep_heatmap(
     fig.update_yaxes(title_text="fast window, bars", type="category")
     fig.update_layout(
         title=title or f"SMA-crossover sweep: {value} by window pair", height=330 * rows + 80
+    )
+    return fig
+
+
+def quality_timeline(report: QualityReport) -> go.Figure:
+    """Per symbol, on one time axis: the span covered, the gaps, and every flagged bar.
+
+    ``report`` is a ``research_lib.quality.QualityReport``. Gaps and stale runs are drawn as
+    bars over the time they cover, with a marker at their start so that a few missing hours
+    stay visible on a multi-year axis; each other check is a marker trace of its own.
+    """
+    from research_lib.config import INTERVAL_MS
+
+    step_ms = INTERVAL_MS[report.interval]
+    issues = report.issues
+    symbols = report.summary["symbol"].to_list()
+    palette = qualitative.Plotly
+    fig = go.Figure()
+
+    def span(frame: pl.DataFrame, name: str, color: str, opacity: float) -> None:
+        widths = (frame["ts_last"] - frame["ts_first"] + step_ms).to_list()
+        fig.add_trace(
+            go.Bar(
+                y=frame["symbol"].to_list(),
+                x=widths,
+                base=_dt(frame["ts_first"]),
+                orientation="h",
+                name=name,
+                legendgroup=name,
+                showlegend=name == "covered",
+                marker={"color": color, "opacity": opacity},
+                customdata=frame.select("bars", "detail").rows(),
+                hovertemplate="%{y}<br>%{base}<br>%{customdata[1]}<extra>" + name + "</extra>",
+            )
+        )
+
+    span(issues.filter(pl.col("check") == "coverage"), "covered", "lightgrey", 0.6)
+    shown = [c for c in issues["check"].unique(maintain_order=True).to_list() if c != "coverage"]
+    for k, check in enumerate(shown):
+        frame = issues.filter(pl.col("check") == check)
+        color = "crimson" if check == "gap" else palette[k % len(palette)]
+        if check in ("gap", "stale_price"):
+            span(frame, check, color, 0.9)
+        fig.add_trace(
+            go.Scatter(
+                x=_dt(frame["ts_first"]),
+                y=frame["symbol"].to_list(),
+                mode="markers",
+                name=check,
+                legendgroup=check,
+                marker={"color": color, "size": 9, "symbol": "line-ns-open", "line_width": 2},
+                text=frame["detail"].to_list(),
+                hovertemplate="%{y} %{x}<br>%{text}<extra>" + check + "</extra>",
+            )
+        )
+    fig.update_xaxes(type="date")
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=symbols[::-1])
+    fig.update_layout(
+        title=f"Data quality: {report.source} {report.interval}",
+        barmode="overlay",
+        height=160 + 60 * len(symbols),
+        legend_title="check",
     )
     return fig

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+from research_lib import plots
 from research_lib.lake import Lake
 from research_lib.quality import CHECKS, ISSUES_SCHEMA, quality_report
 
@@ -621,3 +622,22 @@ def test_lake_round_trip_replaces_a_symbols_rows(tmp_path: Path) -> None:
     )
     assert lake.sql("SELECT count(*) AS n FROM quality")["n"][0] == everything.height
     assert "quality" in lake.coverage()["dataset"].to_list()
+
+
+# -- the figure -------------------------------------------------------------------------------
+def test_quality_timeline_draws_gaps_and_flagged_bars() -> None:
+    bars = clean_bars(4, 100, ("AAA", "BBB"))
+    bars = bars.filter(~pl.int_range(pl.len()).is_in([10, 11, 12])).with_columns(
+        pl.when(pl.int_range(pl.len()) == 60).then(0.0).otherwise(pl.col("volume")).alias("volume")
+    )
+    report = quality_report(bars, interval="1h", source="test")
+    fig = plots.quality_timeline(report)
+    by_name: dict[tuple[str, str], object] = {(t.name, t.type): t for t in fig.data}
+    gap_bar = by_name[("gap", "bar")]
+    assert list(gap_bar.y) == ["AAA"] and list(gap_bar.x) == [3 * HOUR]
+    zero = by_name[("zero_volume", "scatter")]
+    ts = bars["ts"][60]
+    assert list(zero.y) == ["AAA"]
+    assert zero.x[0] == pl.from_epoch(pl.Series([ts]), time_unit="ms")[0]
+    covered = by_name[("covered", "bar")]
+    assert sorted(covered.y) == ["AAA", "BBB"]
