@@ -64,16 +64,18 @@ class MarketConfig(FrozenConfig):
     """Which market data a run uses: source, symbols, bar interval and the [start, end) range.
 
     ``source``: ``synthetic`` (the embedded, seeded market), ``binance`` (spot klines) or
-    ``binance_usdm`` (USDⓈ-M perpetual klines and funding). Binance base URLs come from
+    ``binance_usdm`` (USDⓈ-M perpetual klines and funding), or ``files`` (Binance public-data
+    dumps or freqtrade candle files in the folder ``files_path``). Binance base URLs come from
     ``RESEARCH_BINANCE_SPOT_URL`` / ``RESEARCH_BINANCE_USDM_URL`` when set.
     """
 
-    source: Literal["synthetic", "binance", "binance_usdm"] = "synthetic"
+    source: Literal["synthetic", "binance", "binance_usdm", "files"] = "synthetic"
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT")
     interval: Interval = "1h"
     start: dt.date = dt.date(2024, 1, 1)
     end: dt.date = dt.date(2024, 4, 1)
     seed: int = Field(default=7, ge=0)
+    files_path: str = ""
 
     @model_validator(mode="before")
     @classmethod
@@ -93,6 +95,11 @@ class MarketConfig(FrozenConfig):
             raise ValueError(f"symbols has duplicates: {list(self.symbols)}")
         if self.end <= self.start:
             raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        if (self.source == "files") != bool(self.files_path):
+            raise ValueError(
+                f"files_path={self.files_path!r} goes with source='files' and only with it "
+                f"(source={self.source!r}): name the folder of candle files to import"
+            )
         return self
 
     @property

@@ -23,7 +23,7 @@ from research_lib.sources.synthetic import SyntheticMarketConfig, SyntheticSourc
 
 __all__ = ["KNOWN_SOURCES", "Source", "SyntheticMarketConfig", "SyntheticSource", "get_source"]
 
-KNOWN_SOURCES = ("synthetic", "binance", "binance_usdm")
+KNOWN_SOURCES = ("synthetic", "binance", "binance_usdm", "files")
 
 
 @runtime_checkable
@@ -76,4 +76,8 @@ def get_source(market: MarketConfig) -> Source:
         from research_lib.sources.binance import BinanceSource
 
         return BinanceSource(market="spot" if market.source == "binance" else "usdm")
+    if market.source == "files":
+        from research_lib.sources.files import FileSource
+
+        return FileSource(market.files_path)
     raise ValueError(f"source={market.source!r} is unknown; use one of {list(KNOWN_SOURCES)}")

@@ -169,3 +169,55 @@ def test_a_killed_collector_resumes_without_loss_or_duplicates(tmp_path: Path) -
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)
     assert_frame_equal(_stored(lake, "bars", BAR_COLUMNS), expected)
+
+
+def test_00_collect_with_source_binance_collects_and_reports_the_2018_outage(
+    tmp_path: Path,
+) -> None:
+    with ExchangeServer(**load_real(REAL, symbols=("BTCUSDT", "ETHUSDT"))) as server:
+        env = {
+            **os.environ,
+            "RESEARCH_DATA_DIR": str(tmp_path / "data"),
+            "RESEARCH_REPORTS_DIR": str(tmp_path / "reports"),
+            "RESEARCH_BINANCE_SPOT_URL": server.url,
+        }
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "research_lib.pipeline",
+                "run",
+                "--profile",
+                "demo",
+                "--stages",
+                "00_collect",
+                "--set",
+                "market.source=binance",
+                "--set",
+                "market.symbols=[BTCUSDT, ETHUSDT]",
+                "--set",
+                "market.start=2018-01-01",
+                "--set",
+                "market.end=2018-03-01",
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert any(r.path == "/api/v3/klines" for r in server.requests)
+    lake = Lake(tmp_path / "data")
+    bars = lake.read("bars", filters={"source": "binance"})
+    expected = pl.concat(
+        [
+            _real("binance_spot_1h", s, dt.date(2018, 1, 1), dt.date(2018, 3, 1))
+            for s in ("BTCUSDT", "ETHUSDT")
+        ]
+    )
+    assert_frame_equal(bars.select(BAR_COLUMNS), expected.sort("symbol", "ts"))
+    gaps = lake.read("quality").filter(pl.col("check") == "gap")
+    outage = gaps.filter(pl.col("bars") == 33).sort("symbol")
+    assert outage["symbol"].to_list() == ["BTCUSDT", "ETHUSDT"]
+    assert outage["ts_first"].to_list() == [1518051600000] * 2  # 2018-02-08 01:00 UTC

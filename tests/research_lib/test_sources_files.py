@@ -382,3 +382,38 @@ def test_a_zip_must_hold_one_csv(tmp_path):
     path.write_bytes(buffer.getvalue())
     with pytest.raises(DataError, match=r"BTCUSDT-1h-2024-01.zip: a Binance dump holds one \.csv"):
         read_candle_file(path)
+
+
+@pytest.mark.real_data
+def test_source_files_collects_a_folder_of_dumps_into_the_lake(tmp_path, bars):
+    from research_lib.collect import collect_market
+    from research_lib.config import MarketConfig
+    from research_lib.lake import Lake
+
+    folder = tmp_path / "dumps"
+    write_months(folder, bars, micro=True)
+    market = MarketConfig(
+        source="files",
+        files_path=str(folder),
+        symbols=("BTCUSDT",),
+        start="2024-01-01",
+        end="2024-04-01",
+    )
+    lake = Lake(tmp_path / "data")
+    summary = collect_market(market, lake=lake, progress=False)
+    assert summary["added"].to_list() == [bars.height]
+    stored = lake.read("bars", filters={"source": "files"}).select(list(BARS_SCHEMA))
+    assert_frame_equal(stored, bars)
+    again = collect_market(market, lake=lake, progress=False)
+    assert again["fetched"].to_list() == [0]
+
+
+def test_source_files_needs_a_folder_and_only_with_it() -> None:
+    from pydantic import ValidationError
+
+    from research_lib.config import MarketConfig
+
+    with pytest.raises(ValidationError, match="files_path='' goes with source='files'"):
+        MarketConfig(source="files")
+    with pytest.raises(ValidationError, match="files_path='/x' goes with source='files'"):
+        MarketConfig(files_path="/x")
