@@ -11,7 +11,9 @@ and a pass/fail:
   target; the plain ratio stays the headline figure;
 - the MA-crossover sweep: >= 50x vectorbt's bar·combos/s, peak RSS < 2 GB, same total
   returns (asserted, max relative difference reported);
-- compile time: the demo kernels' first-call cost in a fresh process, warm and cold cache.
+- compile time: the demo kernels' first-call cost in a fresh process, warm and cold cache;
+- ingest (``bench_ingest.py``): 5 symbols x 2 years of real hourly candles from a local server
+  speaking Binance's protocol into the lake, >= 100k rows/s with peak RSS < 500 MB.
 
 The machine is shared and noisy; ratios from the same run are the figures to compare.
 Options: ``--quick`` (1M bars, fewer repeats: a smoke run), ``--skip-vectorbt``.
@@ -51,6 +53,8 @@ TARGET_RATIO_TO_TALIB = 1.0
 TARGET_MEDIAN_RATIO_TO_BOUND = 4.0
 TARGET_SWEEP_SPEEDUP = 50.0
 TARGET_SWEEP_PEAK_MB = 2048.0
+TARGET_INGEST_ROWS_PER_S = 100_000.0
+TARGET_INGEST_PEAK_MB = 500.0
 RETURNS_RTOL = 1e-9
 STEPS = ("features", "strategy", "backtest", "sweep")  # bench_compile.py's first calls
 
@@ -219,8 +223,34 @@ def markdown(report: dict[str, Any]) -> str:
         run = compile_[f"{label}_cache"]
         steps = " | ".join(f"{run['step_s'][k]:.2f}" for k in STEPS)
         lines.append(f"| {label} | {run['import_s']:.2f} | {run['first_call_s']:.2f} | {steps} |")
+    lines += ["", *ingest_markdown(report)]
     lines.append("")
     return "\n".join(lines)
+
+
+def ingest_markdown(report: dict[str, Any]) -> list[str]:
+    ingest, targets = report["ingest"], report["targets"]
+    lines = ["## Ingest: local Binance server → HTTP → parse → validate → parquet lake", ""]
+    if "skipped" in ingest:
+        return [*lines, f"Skipped: {ingest['skipped']}"]
+    lines += [
+        f"{len(ingest['symbols'])} symbols × hourly candles {ingest['start']} to "
+        f"{ingest['end']} (real Binance spot values), pages of {ingest['page_rows']:,} rows, "
+        f"{ingest['pages']} requests; median of {len(ingest['seconds'])} runs, each against a "
+        f"fresh server and lake.",
+        "",
+        "| rows | seconds | rows/s | peak RSS MB | RSS after imports MB |",
+        "|---|---|---|---|---|",
+        f"| {ingest['rows']:,} | {ingest['seconds_median']:.2f} | "
+        f"{ingest['rows_per_s']:,.0f} | {ingest['peak_rss_mb']:.0f} | "
+        f"{ingest['baseline_rss_mb']:.0f} |",
+        "",
+        f"- Rate: {ingest['rows_per_s']:,.0f} rows/s (target ≥ 100,000) — "
+        f"{mark(targets['ingest_rows_per_s']['pass'])}",
+        f"- Peak memory: {ingest['peak_rss_mb']:.0f} MB (target < 500 MB) — "
+        f"{mark(targets['ingest_peak_memory_mb']['pass'])}",
+    ]
+    return lines
 
 
 def main() -> None:
@@ -253,6 +283,15 @@ def main() -> None:
     sweep = bench_sweep(options.skip_vectorbt)
     log("compile time (fresh processes)")
     compile_ = bench_compile()
+    log("ingest: local Binance server -> lake (a subprocess)")
+    ingest = child("bench_ingest.py", "--repeats", "1" if options.quick else "3")
+    if "skipped" in ingest:
+        log(f"  skipped: {ingest['skipped']}")
+    else:
+        log(
+            f"  {ingest['rows']:,} rows in {ingest['seconds_median']:.2f} s: "
+            f"{ingest['rows_per_s']:,.0f} rows/s, peak RSS {ingest['peak_rss_mb']:.0f} MB"
+        )
 
     targets = {
         "every_talib_indicator_within_1x": {
@@ -266,6 +305,10 @@ def main() -> None:
         "median_ratio_to_bytes_bound": check(median_bytes_bound, TARGET_MEDIAN_RATIO_TO_BOUND),
         "sweep_speedup": check(sweep.get("speedup"), TARGET_SWEEP_SPEEDUP, at_most=False),
         "sweep_peak_memory_mb": check(sweep["ours"]["peak_rss_mb"], TARGET_SWEEP_PEAK_MB),
+        "ingest_rows_per_s": check(
+            ingest.get("rows_per_s"), TARGET_INGEST_ROWS_PER_S, at_most=False
+        ),
+        "ingest_peak_memory_mb": check(ingest.get("peak_rss_mb"), TARGET_INGEST_PEAK_MB),
     }
     report = {
         "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -277,6 +320,7 @@ def main() -> None:
         "missing_kernels": missing,
         "sweep": sweep,
         "compile": compile_,
+        "ingest": ingest,
         "targets": targets,
         "seconds": time.perf_counter() - started,
     }

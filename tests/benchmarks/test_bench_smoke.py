@@ -29,7 +29,12 @@ def test_quick_bench_writes_json_and_markdown(tmp_path: Path) -> None:
         "median_ratio_to_bound",
         "median_ratio_to_bytes_bound",
         "sweep_peak_memory_mb",
+        "ingest_rows_per_s",
+        "ingest_peak_memory_mb",
     }
+    ingest = report["ingest"]
+    assert "skipped" in ingest or (ingest["rows"] > 80_000 and ingest["rows_per_s"] > 0)
     assert report["sweep"]["ours"]["peak_rss_mb"] > 0
     markdown = (tmp_path / "kernels.md").read_text()
     assert "| rsi(14) |" in markdown and "MA-crossover sweep" in markdown
+    assert "## Ingest" in markdown
