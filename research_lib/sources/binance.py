@@ -11,8 +11,15 @@ Why klines are parsed column-wise: a 1000-row page is one ``json.loads`` (in the
 correctly rounded, so a price comes back bit for bit as Binance wrote it. No per-row Python
 loop touches a float.
 
+Why the pages after the first are fetched concurrently: the first request finds where the
+symbol's data begins (it may list years after ``start_ms``); after that, a window of
+``limit * interval`` ms can hold at most ``limit`` bars, so the windows are independent
+requests. Up to the client's ``max_concurrency`` are in flight while earlier pages are parsed
+and yielded, in order. Against a remote venue this hides the round trip; a gap (an outage)
+just makes a window's page shorter.
+
 The candle that is still open (its close time not yet passed) is never yielded: Binance
-returns it, but its values are not final.
+returns it, but its values are not final; no window after the current bar is requested.
 
 Examples
 --------
@@ -25,7 +32,9 @@ Examples
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
@@ -193,39 +202,78 @@ class BinanceSource:
         self, symbol: str, interval: str, start_ms: int, end_ms: int
     ) -> Iterator[pl.DataFrame]:
         spec = BINANCE_MARKETS[self.market]
-        path, step = spec["klines_path"], INTERVAL_MS[interval]
+        step = INTERVAL_MS[interval]
         limit = min(self.page_limit, spec["max_klines"])
-        cursor = start_ms
-        while cursor < end_ms:
-            params = {
-                "symbol": symbol,
-                "interval": interval,
-                "startTime": cursor,
-                "endTime": end_ms - 1,
-                "limit": limit,
-            }
-            where = f"{self.name} GET {path} symbol={symbol} interval={interval} startTime={cursor}"
-            body = self.client.get_json(path, params)
-            frame, close_ms = parse_klines(body, symbol=symbol, where=where)
-            received = frame.height
-            # A candle whose close time has not passed is still moving; so is every later one.
-            now_ms = int(self._clock() * 1000)
-            still_open = bool((close_ms >= now_ms).any())
-            if still_open:
-                frame = frame.filter(close_ms < now_ms)
-            frame = validate_page(
-                frame,
-                dataset="bars",
-                where=where,
-                interval_ms=step,
-                start_ms=cursor,
-                end_ms=end_ms,
-            )
-            if frame.height:
-                yield frame
-            if still_open or received < limit or frame.height == 0:
-                return
-            cursor = int(frame["ts"][-1]) + step
+        # The first page finds where the data starts (a symbol may list years after
+        # start_ms). After it, a window of limit * step ms holds at most `limit` open times,
+        # so the remaining windows are independent requests: fetch them concurrently (the
+        # client's semaphore bounds them) and yield them in order.
+        if start_ms >= end_ms:
+            return
+        first, still_open = self._klines_page(symbol, interval, start_ms, end_ms, limit)
+        if first.height:
+            yield first
+        if still_open or first.height < limit:
+            return
+        span = limit * step
+        # No bar opens after the current one: do not ask for windows in the future.
+        now_ms = int(self._clock() * 1000)
+        horizon = min(end_ms, now_ms - now_ms % step + step)
+        windows = [
+            (lo, min(lo + span, end_ms)) for lo in range(int(first["ts"][-1]) + step, horizon, span)
+        ]
+        workers = max(1, getattr(self.client, "max_concurrency", 1))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name) as pool:
+            pending: deque[Future[tuple[pl.DataFrame, bool]]] = deque()
+            try:
+                for lo, hi in windows:
+                    pending.append(pool.submit(self._klines_page, symbol, interval, lo, hi, limit))
+                    if len(pending) <= 2 * workers:
+                        continue
+                    page, still_open = pending.popleft().result()
+                    if page.height:
+                        yield page
+                    if still_open:
+                        return
+                while pending:
+                    page, still_open = pending.popleft().result()
+                    if page.height:
+                        yield page
+                    if still_open:
+                        return
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    def _klines_page(
+        self, symbol: str, interval: str, start_ms: int, end_ms: int, limit: int
+    ) -> tuple[pl.DataFrame, bool]:
+        """One validated page of [start_ms, end_ms), and whether it held the open candle."""
+        path = BINANCE_MARKETS[self.market]["klines_path"]
+        params = {
+            "symbol": symbol,
+            "interval": interval,
+            "startTime": start_ms,
+            "endTime": end_ms - 1,
+            "limit": limit,
+        }
+        where = f"{self.name} GET {path} symbol={symbol} interval={interval} startTime={start_ms}"
+        body = self.client.get_json(path, params)
+        frame, close_ms = parse_klines(body, symbol=symbol, where=where)
+        # A candle whose close time has not passed is still moving; so is every later one.
+        now_ms = int(self._clock() * 1000)
+        still_open = bool((close_ms >= now_ms).any())
+        if still_open:
+            frame = frame.filter(close_ms < now_ms)
+        frame = validate_page(
+            frame,
+            dataset="bars",
+            where=where,
+            interval_ms=INTERVAL_MS[interval],
+            start_ms=start_ms,
+            end_ms=end_ms,
+        )
+        return frame, still_open
 
     def _funding(self, symbol: str, start_ms: int, end_ms: int) -> Iterator[pl.DataFrame]:
         spec = BINANCE_MARKETS[self.market]

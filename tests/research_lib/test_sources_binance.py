@@ -47,6 +47,13 @@ def _bars_frame() -> pl.DataFrame:
     return random_bars(["BTCUSDT", "ETHUSDT"], start_ms=START_MS, bars=BARS, seed=5)
 
 
+def _with_gaps(bars: pl.DataFrame) -> pl.DataFrame:
+    """Outages as in real data: a 30-hour hole, a 1,200-hour hole, and single missing bars."""
+    hour = (pl.col("ts") - START_MS) // HOUR_MS
+    hole = hour.is_between(100, 129) | hour.is_between(900, 2099) | (hour % 97 == 13)
+    return bars.filter(~hole)
+
+
 @pytest.fixture(scope="module")
 def server() -> ExchangeServer:
     bars = _bars_frame()
@@ -55,7 +62,7 @@ def server() -> ExchangeServer:
             "1h": bars,
             "4h": random_bars(["BTCUSDT"], start_ms=START_MS, bars=60, interval="4h"),
         },
-        usdm_bars={"1h": bars},
+        usdm_bars={"1h": _with_gaps(bars)},
         funding=random_funding("BTCUSDT", start_ms=START_MS, rows=FUNDING_ROWS, seed=5),
     ) as srv:
         yield srv
@@ -172,7 +179,8 @@ def test_bars_are_collected_page_by_page_exactly(fresh: ExchangeServer) -> None:
         "endTime": str(END_MS - 1),
         "limit": "1000",
     }
-    assert [int(r.params["startTime"]) for r in fresh.requests] == [
+    # After the first page, each request is one window of 1000 h (sent concurrently).
+    assert sorted(int(r.params["startTime"]) for r in fresh.requests) == [
         START_MS,
         START_MS + 1000 * HOUR_MS,
         START_MS + 2000 * HOUR_MS,
@@ -184,7 +192,7 @@ def test_usdm_pages_use_fapi_and_its_1500_row_limit(fresh: ExchangeServer) -> No
         got = _collect(source)
     assert_frame_equal(got, _served(fresh, "usdm", "BTCUSDT", START_MS, END_MS))
     assert {r.path for r in fresh.requests} == {"/fapi/v1/klines"}
-    assert [r.params["limit"] for r in fresh.requests] == ["1500", "1500"]
+    assert {r.params["limit"] for r in fresh.requests} == {"1500"}
 
 
 def test_a_4h_interval_pages_on_its_own_grid(fresh: ExchangeServer) -> None:
@@ -292,7 +300,8 @@ def test_a_bad_page_raises_data_error_and_no_row_of_it_is_yielded(
     fresh.set_faults(Fault(kind, nth=(2,)))
     # Page 2 of 25-row pages starts at START_MS + 25 h.
     yielded = []
-    with _source(fresh, page_limit=25) as source, pytest.raises(DataError) as caught:
+    one_at_a_time = _source(fresh, page_limit=25, max_concurrency=1)  # request 2 is page 2
+    with one_at_a_time as source, pytest.raises(DataError) as caught:
         for page in source.pages(
             dataset="bars", symbol="BTCUSDT", interval="1h", start_ms=START_MS, end_ms=END_MS
         ):
@@ -304,7 +313,8 @@ def test_a_bad_page_raises_data_error_and_no_row_of_it_is_yielded(
     assert re.search(message, text), text
     assert len(yielded) == 1
     assert_frame_equal(yielded[0], _served(fresh, "spot", "BTCUSDT", START_MS, second))
-    assert len(fresh.requests) == 2  # a bad body is not retried: it would come back the same
+    # A bad body is not retried: it would come back the same.
+    assert [r.params["startTime"] for r in fresh.requests].count(str(second)) == 1
 
 
 def test_persistent_5xx_raises_source_error_naming_venue_path_and_attempts(
@@ -431,3 +441,26 @@ def test_real_funding_round_trips_with_its_jitter_and_nan_mark_prices(
     assert got.height == expected.height
     assert got["mark_price"].is_nan().sum() == expected["mark_price"].is_nan().sum() > 0
     assert_frame_equal(got, expected, check_exact=True)
+
+
+def test_pages_after_the_first_are_fetched_concurrently_and_yielded_in_order(
+    fresh: ExchangeServer,
+) -> None:
+    fresh.set_faults(Fault("slow", every=1, delay_s=0.05))
+    with _source(fresh, "usdm", page_limit=100, max_concurrency=3) as source:
+        got = _collect(source)
+    assert_frame_equal(got, _served(fresh, "usdm", "BTCUSDT", START_MS, END_MS))
+    assert fresh.max_in_flight == 3
+
+
+def test_closing_the_page_iterator_early_stops_fetching(fresh: ExchangeServer) -> None:
+    with _source(fresh, "usdm", page_limit=100, max_concurrency=2) as source:
+        pages = source.pages(
+            dataset="bars", symbol="BTCUSDT", interval="1h", start_ms=START_MS, end_ms=END_MS
+        )
+        first, second = next(pages), next(pages)
+        pages.close()
+        sent = len(fresh.requests)
+        time.sleep(0.2)
+    assert first["ts"][-1] < second["ts"][0]
+    assert len(fresh.requests) == sent <= 2 + 2 * 2 + 2  # first, then a bounded prefetch
