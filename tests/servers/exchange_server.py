@@ -647,10 +647,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="../shared/data/real")
     parser.add_argument("--symbols", nargs="*", default=None)
     parser.add_argument("--fault", action="append", default=[], help="KIND[:every=K|:nth=N,M]")
+    parser.add_argument("--weight-limit", type=int, default=None, help="per minute, all markets")
     args = parser.parse_args(argv)
+    limit = args.weight_limit
     server = ExchangeServer(
         **load_real(args.data, symbols=args.symbols),
         faults=[_parse_fault(f) for f in args.fault],
+        weight_limits=None if limit is None else {"spot": limit, "usdm": limit},
         host=args.host,
         port=args.port,
     )
