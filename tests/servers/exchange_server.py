@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import email.utils
 import json
 import math
@@ -134,6 +135,21 @@ class _BinanceError(Exception):
         super().__init__(msg)
         self.status, self.code, self.msg = status, code, msg
 
+    def body(self) -> bytes:
+        return _error(self.code, self.msg)
+
+
+class _CoinbaseError(_BinanceError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, 0, message)
+
+    def body(self) -> bytes:
+        return json.dumps({"message": self.msg}).encode()
+
+
+COINBASE_GRANULARITY = {60: "1m", 300: "5m", 900: "15m", 3600: "1h", 21600: "6h", 86400: "1d"}
+COINBASE_MAX_CANDLES = 300
+
 
 def _fmt(value: float) -> str:
     return repr(float(value))
@@ -207,6 +223,7 @@ class ExchangeServer:
         spot_bars: Mapping[str, pl.DataFrame] | None = None,
         usdm_bars: Mapping[str, pl.DataFrame] | None = None,
         funding: pl.DataFrame | None = None,
+        coinbase_bars: Mapping[str, pl.DataFrame] | None = None,
         faults: Sequence[Fault] = (),
         weight_limits: Mapping[str, int] | None = None,
         weight_window_s: float = 60.0,
@@ -223,6 +240,8 @@ class ExchangeServer:
                 self._frames[(market, interval)] = frame
         if funding is not None:
             self._frames[("funding", "")] = funding
+        for interval, frame in (coinbase_bars or {}).items():
+            self._frames[("coinbase", interval)] = frame
         self._series: dict[tuple[str, str, str], _Series] = {}
         self.faults: list[Fault] = list(faults)
         self.weight_limits = {**WEIGHT_LIMIT, **(weight_limits or {})}
@@ -342,6 +361,8 @@ class ExchangeServer:
 
     def answer(self, path: str, params: dict[str, str], fault: Fault | None) -> tuple[int, bytes]:
         """Status and body of one request (raises ``_BinanceError`` for venue errors)."""
+        if path.startswith("/products/"):
+            return 200, self._coinbase_candles(path, params, fault)
         if path in KLINE_PATHS:
             market = KLINE_PATHS[path]
             interval = params.get("interval", "")
@@ -382,6 +403,63 @@ class ExchangeServer:
         if fault is not None and fault.kind == "wrong_shape":
             body = b'{"data":' + body + b"}"
         return 200, body
+
+    def _coinbase_candles(self, path: str, params: dict[str, str], fault: Fault | None) -> bytes:
+        """Coinbase Exchange candles: ``[time_s, low, high, open, close, volume]``, newest first.
+
+        start and end are ISO 8601 and both inclusive; more than 300 candles is a 400.
+        """
+        parts = path.strip("/").split("/")
+        if len(parts) != 3 or parts[2] != "candles":
+            raise _CoinbaseError(404, "NotFound")
+        product = parts[1]
+        try:
+            granularity = int(params.get("granularity", "60"))
+        except ValueError:
+            raise _CoinbaseError(400, "Unsupported granularity") from None
+        interval = COINBASE_GRANULARITY.get(granularity)
+        if interval is None:
+            raise _CoinbaseError(400, "Unsupported granularity")
+        frame = self._frames.get(("coinbase", interval))
+        if frame is None:
+            raise _CoinbaseError(400, "Unsupported granularity")
+        rows = frame.filter(pl.col("symbol").cast(pl.String) == product)
+        if rows.height == 0:
+            raise _CoinbaseError(404, "NotFound")
+        try:
+            start = int(dt.datetime.fromisoformat(params["start"]).timestamp() * 1000)
+            end = int(dt.datetime.fromisoformat(params["end"]).timestamp() * 1000)
+        except (KeyError, ValueError):
+            raise _CoinbaseError(400, "Invalid start or end") from None
+        if end < start:
+            raise _CoinbaseError(400, "start must be before end")
+        if (end - start) // (granularity * 1000) + 1 > COINBASE_MAX_CANDLES:
+            raise _CoinbaseError(
+                400,
+                "granularity too small for the requested time range. Count of aggregations "
+                "requested exceeds 300",
+            )
+        rows = rows.filter(pl.col("ts").is_between(start, end)).sort("ts", descending=True)
+        out = [
+            [t // 1000, low, high, o, c, v]
+            for t, o, high, low, c, v in rows.select(
+                "ts", "open", "high", "low", "close", "volume"
+            ).iter_rows()
+        ]
+        if fault is not None and out:
+            kind = fault.kind
+            if kind == "short_row":
+                out[0] = out[0][:5]
+            elif kind == "bad_number":
+                out[0][3] = "n/a"
+            elif kind == "negative_price":
+                out[0][1] = -out[0][1]
+            elif kind == "off_grid":
+                out[0][0] += 1
+        body = json.dumps(out, separators=(",", ":")).encode()
+        if fault is not None and fault.kind == "wrong_shape":
+            body = b'{"candles":' + body + b"}"
+        return body
 
     def _corrupt_first(
         self,
@@ -488,7 +566,7 @@ def _handler_for(server: ExchangeServer) -> type[BaseHTTPRequestHandler]:
             try:
                 status, body = server.answer(path, params, fault)
             except _BinanceError as exc:
-                body = _error(exc.code, exc.msg)
+                body = exc.body()
                 self._send(exc.status, body, fault, path, params, None, headers)
                 return
             if kind == "not_json":
