@@ -24,17 +24,21 @@ Missing values (NaN) follow one rule per family:
 
 Realised volatility is returned **per bar** (the standard deviation of one bar's log
 return, not annualised). Annualise with ``vol * np.sqrt(bars_per_year)``, e.g.
-``np.sqrt(365 * 24)`` for hourly crypto bars.
+``np.sqrt(365 * 24)`` for hourly crypto bars. Its kernels live in ``kernels.realised`` and
+are re-exported here.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir as llvm_ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
 from kernels.momentum import _max_first, _max_step, _min_first, _min_step, _overlaps
+from kernels.realised import (  # noqa: F401  (re-exported: realised volatility lives there)
+    close_to_close_volatility,
+    garman_klass_volatility,
+    parkinson_volatility,
+)
 from kernels.rolling import (
     DIRECT_MAX_WINDOW,
     REANCHOR_MIN_BARS,
@@ -48,10 +52,6 @@ _MODE_BANDS = 0
 _MODE_PERCENT_B = 1
 _DRIFT_RATIO = 1e3
 _DRIFT_FLOOR = 1e-13
-
-_LN2 = np.log(2.0)
-_PARKINSON_FACTOR = 1.0 / (4.0 * _LN2)
-_GARMAN_KLASS_OC = 2.0 * _LN2 - 1.0
 
 
 @njit(cache=True, error_model="numpy")
@@ -496,261 +496,3 @@ def donchian_channels(
     else:
         _donchian_pass(high, low, window_bars, upper, middle, lower)
     return upper, middle, lower
-
-
-# --- realised volatility (per bar, not annualised) -----------------------------------------
-
-# The estimators work through the bars in chunks of this many: the log terms of a chunk are
-# computed in one vectorized loop into a cache-resident buffer, then the running sums go
-# through it serially, then the square roots are taken in one vectorized loop.
-VOL_CHUNK_BARS = 1024
-
-_KIND_CLOSE_TO_CLOSE = 0
-_KIND_PARKINSON = 1
-_KIND_GARMAN_KLASS = 2
-
-# fdlibm / musl log: x = 2**k * (1 + f), 1 + f in [sqrt(2)/2, sqrt(2)),
-# log(1 + f) = f - f**2 / 2 + s * (f**2 / 2 + R(s**2)), s = f / (2 + f); error < 1 ulp.
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
-_LG1 = 6.666666666666735130e-01
-_LG2 = 3.999999999940941908e-01
-_LG3 = 2.857142874366239149e-01
-_LG4 = 2.222219843214978396e-01
-_LG5 = 1.818357216161805012e-01
-_LG6 = 1.531383769920937332e-01
-_LG7 = 1.479819860511658591e-01
-_SQRT_HALF_BITS = 0x3FE6A09E00000000
-_MIN_NORMAL_BITS = 0x0010000000000000
-_INF_BITS = 0x7FF0000000000000
-
-
-@intrinsic
-def _float_bits(typingctx, x):
-    """The IEEE-754 bits of a float64 as an int64 (a bitcast: free, and it vectorizes)."""
-    if not isinstance(x, types.Float):
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], llvm_ir.IntType(64))
-
-    return types.int64(types.float64), codegen
-
-
-@intrinsic
-def _bits_float(typingctx, x):
-    """The float64 whose IEEE-754 bits are the int64 x."""
-    if not isinstance(x, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], llvm_ir.DoubleType())
-
-    return types.float64(types.int64), codegen
-
-
-@njit(cache=True, error_model="numpy")
-def _log_ratio(num: np.ndarray, den: np.ndarray, dst: np.ndarray) -> None:
-    """dst[j] = log(num[j] / den[j]), vectorized (numba's np.log is a scalar libm call).
-
-    Ratios that are not positive normal floats (0, negative, inf, NaN, subnormal) go through
-    np.log afterwards; the others get fdlibm's log, within 1 ulp of libm's.
-    """
-    m = dst.shape[0]
-    bad = 0
-    for j in range(m):
-        x = num[j] / den[j]
-        ix = _float_bits(x)
-        bad += (ix < _MIN_NORMAL_BITS) | (ix >= _INF_BITS)
-        k = (ix - _SQRT_HALF_BITS) >> 52
-        f = _bits_float(ix - (k << 52)) - 1.0
-        s = f / (2.0 + f)
-        z = s * s
-        w = z * z
-        t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
-        t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
-        hfsq = 0.5 * f * f
-        dk = float(k)
-        dst[j] = s * (hfsq + t1 + t2) + dk * _LN2_LO - hfsq + f + dk * _LN2_HI
-    if bad > 0:
-        for j in range(m):
-            x = num[j] / den[j]
-            ix = _float_bits(x)
-            if ix < _MIN_NORMAL_BITS or ix >= _INF_BITS:
-                dst[j] = np.log(x)
-
-
-@njit(cache=True, error_model="numpy")
-def _realised_vol_pass(
-    kind: int,
-    a: np.ndarray,
-    b: np.ndarray,
-    c: np.ndarray,
-    d: np.ndarray,
-    window_bars: int,
-    res: np.ndarray,
-) -> None:
-    """One estimator into res, chunk by chunk: (close) or (high, low) or (open, high, low, close).
-
-    The numerics of ``kernels.rolling._rolling_pass`` (mean for the range estimators, std with
-    ddof=1 of the log returns for close-to-close), operation for operation: running sums of
-    deviations from an anchor re-anchored every ``max(64, 4 w)`` bars (every bar for w <= 4),
-    the drift re-anchor for the std, pandas' exact zero on a constant window. Only the log
-    differs from the two-step version (fdlibm's instead of libm's, within 1 ulp).
-    """
-    n = res.shape[0]
-    w = window_bars
-    std_mode = kind == _KIND_CLOSE_TO_CLOSE
-    ddof = 1
-    interval = 1 if w <= DIRECT_MAX_WINDOW else max(REANCHOR_MIN_BARS, REANCHOR_WINDOWS * w)
-    chunk = VOL_CHUNK_BARS
-    terms = np.empty(chunk + w)  # terms[u] is the term of bar s - w + u
-    scratch = np.empty(chunk)
-    anchor = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    n_nan = 0
-    run = 0
-    prev = np.nan
-    countdown = 1
-    for s in range(0, n, chunk):
-        e = min(s + chunk, n)
-        m = e - s
-        if s > 0:
-            for u in range(w):  # the last w terms of the previous chunk (forward copy)
-                terms[u] = terms[chunk + u]
-        new = terms[w : w + m]
-        if kind == _KIND_CLOSE_TO_CLOSE:
-            # log of the ratio, not a difference of logs: full precision at any price scale.
-            lo = max(s, 1)
-            _log_ratio(a[lo:e], a[lo - 1 : e - 1], terms[w + lo - s : w + m])
-            if s == 0:
-                new[0] = np.nan
-        elif kind == _KIND_PARKINSON:
-            _log_ratio(a[s:e], b[s:e], new)
-            for u in range(m):
-                r = new[u]
-                new[u] = r * r
-        else:
-            _log_ratio(b[s:e], c[s:e], new)
-            co_terms = scratch[:m]
-            _log_ratio(d[s:e], a[s:e], co_terms)
-            for u in range(m):
-                hl = new[u]
-                co = co_terms[u]
-                new[u] = 0.5 * hl * hl - _GARMAN_KLASS_OC * co * co
-        off = w - s
-        for i in range(s, e):
-            x = terms[i + off]
-            if x == prev:
-                run += 1
-            else:
-                run = 1
-            prev = x
-            countdown -= 1
-            if countdown == 0:
-                countdown = interval
-                anchor, s1, s2, n_nan = _anchor_window(terms, max(0, i - w + 1) + off, i + 1 + off)
-            else:
-                old = terms[i - w + off] if i >= w else np.nan
-                if not np.isnan(x) and not np.isnan(old):
-                    # The usual bar, as in _bollinger_pass: one add per sum on the chain.
-                    d_new = x - anchor
-                    d_old = old - anchor
-                    step = d_new - d_old
-                    s1 += step
-                    if std_mode:
-                        s2 += step * (d_new + d_old)
-                else:
-                    if np.isnan(x):
-                        n_nan += 1
-                    else:
-                        dx = x - anchor
-                        s1 += dx
-                        s2 += dx * dx
-                    if i >= w:
-                        if np.isnan(old):
-                            n_nan -= 1
-                        else:
-                            dx = old - anchor
-                            s1 -= dx
-                            s2 -= dx * dx
-            if i < w - 1 or n_nan > 0:
-                res[i] = np.nan
-                continue
-            mean_dev = s1 / w
-            if not std_mode:
-                res[i] = anchor + mean_dev
-                continue
-            centred = s2 - s1 * mean_dev
-            if s1 * mean_dev > _DRIFT_RATIO * centred and abs(mean_dev) > _DRIFT_FLOOR * abs(
-                anchor
-            ):
-                anchor, s1, s2, n_nan = _anchor_window(terms, i - w + 1 + off, i + 1 + off)
-                mean_dev = s1 / w
-                centred = s2 - s1 * mean_dev
-            res[i] = 0.0 if run >= w else centred  # var = centred / (w - ddof), below
-        out = res[s:e]
-        if kind == _KIND_CLOSE_TO_CLOSE:
-            for u in range(m):
-                var = out[u] / (w - ddof)
-                if var < 0.0:
-                    var = 0.0
-                out[u] = np.sqrt(var)
-        elif kind == _KIND_PARKINSON:
-            for u in range(m):
-                # The terms are >= 0, so a negative mean can only be rounding: clamp it to 0.
-                mean = out[u]
-                out[u] = (
-                    np.sqrt(max(mean, 0.0) * _PARKINSON_FACTOR) if not np.isnan(mean) else np.nan
-                )
-        else:
-            for u in range(m):
-                mean = out[u]
-                out[u] = np.sqrt(max(mean, 0.0)) if not np.isnan(mean) else np.nan
-
-
-@njit(cache=True, error_model="numpy")
-def close_to_close_volatility(
-    close: np.ndarray, window_bars: int, out: np.ndarray | None = None
-) -> np.ndarray:
-    """Per-bar vol; matches pandas ``np.log(c).diff().rolling(n).std(ddof=1)``."""
-    # window_bars counts returns, so the first value sits at bar window_bars (n + 1 closes).
-    if window_bars < 2:
-        raise ValueError("close_to_close_volatility: window_bars must be >= 2")
-    res = _buffer(close.shape[0], out)
-    _realised_vol_pass(_KIND_CLOSE_TO_CLOSE, close, close, close, close, window_bars, res)
-    return res
-
-
-@njit(cache=True, error_model="numpy")
-def parkinson_volatility(
-    high: np.ndarray, low: np.ndarray, window_bars: int, out: np.ndarray | None = None
-) -> np.ndarray:
-    """Per-bar vol; pandas ``np.sqrt((np.log(h / l) ** 2).rolling(n).mean() / (4 ln 2))``."""
-    if window_bars < 1:
-        raise ValueError("parkinson_volatility: window_bars must be >= 1")
-    res = _buffer(high.shape[0], out)
-    _realised_vol_pass(_KIND_PARKINSON, high, low, high, low, window_bars, res)
-    return res
-
-
-@njit(cache=True, error_model="numpy")
-def garman_klass_volatility(
-    open_: np.ndarray,
-    high: np.ndarray,
-    low: np.ndarray,
-    close: np.ndarray,
-    window_bars: int,
-    out: np.ndarray | None = None,
-) -> np.ndarray:
-    """Per-bar vol; pandas sqrt of rolling mean of 0.5 ln(h/l)^2 - (2 ln 2 - 1) ln(c/o)^2."""
-    # With low <= open, close <= high each term is >= 0.11 ln(h/l)^2 >= 0, so a negative
-    # window mean can only be rounding (a flat stretch after a volatile one): clamped to 0.
-    # Bars breaking that ordering can make the mean truly negative; they also give 0, where
-    # the pandas expression gives NaN.
-    if window_bars < 1:
-        raise ValueError("garman_klass_volatility: window_bars must be >= 1")
-    res = _buffer(close.shape[0], out)
-    _realised_vol_pass(_KIND_GARMAN_KLASS, open_, high, low, close, window_bars, res)
-    return res
