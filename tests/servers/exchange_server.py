@@ -147,6 +147,14 @@ class _CoinbaseError(_BinanceError):
         return json.dumps({"message": self.msg}).encode()
 
 
+class _CoingeckoError(_BinanceError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, 0, message)
+
+    def body(self) -> bytes:
+        return json.dumps({"error": self.msg}).encode()
+
+
 COINBASE_GRANULARITY = {60: "1m", 300: "5m", 900: "15m", 3600: "1h", 21600: "6h", 86400: "1d"}
 COINBASE_MAX_CANDLES = 300
 
@@ -224,6 +232,7 @@ class ExchangeServer:
         usdm_bars: Mapping[str, pl.DataFrame] | None = None,
         funding: pl.DataFrame | None = None,
         coinbase_bars: Mapping[str, pl.DataFrame] | None = None,
+        coingecko_prices: pl.DataFrame | None = None,
         faults: Sequence[Fault] = (),
         weight_limits: Mapping[str, int] | None = None,
         weight_window_s: float = 60.0,
@@ -242,6 +251,8 @@ class ExchangeServer:
             self._frames[("funding", "")] = funding
         for interval, frame in (coinbase_bars or {}).items():
             self._frames[("coinbase", interval)] = frame
+        if coingecko_prices is not None:
+            self._frames[("coingecko", "")] = coingecko_prices
         self._series: dict[tuple[str, str, str], _Series] = {}
         self.faults: list[Fault] = list(faults)
         self.weight_limits = {**WEIGHT_LIMIT, **(weight_limits or {})}
@@ -363,6 +374,8 @@ class ExchangeServer:
         """Status and body of one request (raises ``_BinanceError`` for venue errors)."""
         if path.startswith("/products/"):
             return 200, self._coinbase_candles(path, params, fault)
+        if path.startswith("/api/v3/coins/"):
+            return 200, self._coingecko_range(path, params, fault)
         if path in KLINE_PATHS:
             market = KLINE_PATHS[path]
             interval = params.get("interval", "")
@@ -460,6 +473,53 @@ class ExchangeServer:
         if fault is not None and fault.kind == "wrong_shape":
             body = b'{"candles":' + body + b"}"
         return body
+
+    def _coingecko_range(self, path: str, params: dict[str, str], fault: Fault | None) -> bytes:
+        """CoinGecko ``market_chart/range``: ``{"prices", "market_caps", "total_volumes"}``.
+
+        from and to are epoch seconds, both inclusive. Granularity is automatic as on the
+        venue: a range over 90 days gets one point per UTC day (the day's first), otherwise
+        every served point (hourly; the venue would send 5-minutely under a day, which these
+        frames cannot, so such requests are logged and answered hourly).
+        """
+        parts = path.strip("/").split("/")
+        if len(parts) != 6 or parts[4:] != ["market_chart", "range"]:
+            raise _CoingeckoError(404, "Not found")
+        coin = parts[3]
+        if params.get("vs_currency") != "usd":
+            raise _CoingeckoError(400, "invalid vs_currency")
+        frame = self._frames.get(("coingecko", ""))
+        rows = None if frame is None else frame.filter(pl.col("symbol") == coin)
+        if rows is None or rows.height == 0:
+            raise _CoingeckoError(404, "coin not found")
+        try:
+            start_s, end_s = float(params["from"]), float(params["to"])
+        except (KeyError, ValueError):
+            raise _CoingeckoError(400, "invalid from or to") from None
+        rows = rows.filter(pl.col("ts").is_between(start_s * 1000, end_s * 1000)).sort("ts")
+        if end_s - start_s > 90 * 86_400:
+            rows = rows.filter(pl.col("ts") == pl.col("ts").min().over(pl.col("ts") // 86_400_000))
+        series = {
+            key: [[t, v] for t, v in zip(rows["ts"].to_list(), rows[column].to_list(), strict=True)]
+            for key, column in (
+                ("prices", "price"),
+                ("market_caps", "market_cap"),
+                ("total_volumes", "total_volume"),
+            )
+        }
+        if fault is not None and series["prices"]:
+            kind = fault.kind
+            if kind == "short_row":
+                series["prices"][0] = series["prices"][0][:1]
+            elif kind == "bad_number":
+                series["prices"][0][1] = "n/a"
+            elif kind == "negative_price":
+                series["prices"][0][1] = -series["prices"][0][1]
+            elif kind == "off_grid":  # the three arrays disagree on a timestamp
+                series["total_volumes"][0][0] += 1
+            elif kind == "wrong_shape":
+                return json.dumps(series["prices"]).encode()
+        return json.dumps(series, separators=(",", ":")).encode()
 
     def _corrupt_first(
         self,
@@ -658,6 +718,21 @@ def random_funding(symbol: str, *, start_ms: int, rows: int, seed: int = 0) -> p
             "symbol": [symbol] * rows,
             "funding_rate": np.round(rng.normal(1e-4, 1e-4, rows), 8),
             "mark_price": mark,
+        }
+    )
+
+
+def random_coingecko(coin: str, *, start_ms: int, hours: int, seed: int = 0) -> pl.DataFrame:
+    """Hourly CoinGecko-like points: ts a few seconds past the hour, price, cap, volume."""
+    rng = np.random.default_rng(seed)
+    price = 40_000.0 * np.exp(np.cumsum(rng.normal(0, 0.01, hours)))
+    return pl.DataFrame(
+        {
+            "ts": start_ms + 3_600_000 * np.arange(hours) + rng.integers(1_000, 9_000, hours),
+            "symbol": [coin] * hours,
+            "price": price,
+            "market_cap": price * 19_500_000.0,
+            "total_volume": rng.lognormal(23, 0.3, hours),
         }
     )
 
