@@ -28,7 +28,8 @@ on the ``kernels.rolling`` schedule (every bar for windows of at most ``DIRECT_M
 bars, else every ``max(REANCHOR_MIN_BARS, REANCHOR_WINDOWS * window)`` bars, counted from
 the start of the NaN-free stretch), so rounding does not accumulate over long series (the
 CCI sum is anchored near the window mean, as in ``kernels.rolling``). Rolling highs and lows
-use van Herk / Gil-Werman blocks: O(1) per bar, exact.
+are exact: van Herk / Gil-Werman blocks in the stochastics (O(1) per bar), doubling runs
+(``kernels._windows``, shared with the Donchian channels) in Williams %R.
 
 Agreement with TA-Lib is within 1e-9 except where the indicator itself is ill-conditioned:
 a CCI whose deviations are a tiny fraction of the price level (CCI(2) across a move of 1e-8
@@ -43,6 +44,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+# The window primitives are re-exported for kernels.volatility until it imports them from
+# kernels._windows.
+from kernels._windows import (  # noqa: F401
+    _max_first,
+    _max_step,
+    _min_first,
+    _min_step,
+    _overlaps,
+    _run_extremes,
+)
 from kernels.rolling import (
     DIRECT_MAX_WINDOW,
     REANCHOR_MIN_BARS,
@@ -128,6 +139,38 @@ def _smooth_interval(window_bars: int) -> int:
     if window_bars <= DIRECT_MAX_WINDOW:
         return 1
     return max(REANCHOR_MIN_BARS, REANCHOR_WINDOWS * window_bars)
+
+
+@njit(cache=True, fastmath={"contract"}, error_model="numpy", inline="always")
+def _ring_push(
+    ring: np.ndarray,
+    x: float,
+    bars: int,
+    every: int,
+    count: int,
+    slot: int,
+    since: int,
+    total: float,
+) -> tuple[int, int, int, float]:
+    """Push x into a ring of the last ``bars`` values and their running sum, re-summed exactly
+    at every ``every``-th bar with a full window (``_smooth_interval``).
+
+    Returns (count, slot, since, total); the window is full once count >= bars.
+    """
+    if count >= bars:
+        total -= ring[slot]
+    ring[slot] = x
+    total += x
+    slot = slot + 1 if slot + 1 < bars else 0
+    count += 1
+    if count >= bars:
+        since += 1
+        if since == every:
+            since = 0
+            total = 0.0
+            for j in range(bars):
+                total += ring[j]
+    return count, slot, since, total
 
 
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
@@ -218,48 +261,25 @@ def _stoch_pass(
             raw = 0.0
         else:
             raw = (c - lowest) / diff * 100.0
-        if k_bars == 1:
-            k = raw
-        else:
-            if count_k >= k_bars:
-                sum_k -= ring_k[slot_k]
-            ring_k[slot_k] = raw
-            sum_k += raw
-            slot_k = slot_k + 1 if slot_k + 1 < k_bars else 0
-            count_k += 1
-            if count_k < k_bars:
-                res_k[i] = np.nan
-                res_d[i] = np.nan
-                continue
-            since_k += 1
-            if since_k == every_k:
-                since_k = 0
-                sum_k = 0.0
-                for j in range(k_bars):
-                    sum_k += ring_k[j]
+        # k is the SMA of raw over k_bars and d the SMA of k over d_bars (a 1-bar SMA is the
+        # value itself); both are NaN until d's window is full.
+        ready = True
+        k = raw
+        if k_bars > 1:
+            count_k, slot_k, since_k, sum_k = _ring_push(
+                ring_k, raw, k_bars, every_k, count_k, slot_k, since_k, sum_k
+            )
+            ready = count_k >= k_bars
             k = sum_k / k_bars
-        if d_bars == 1:
-            d = k
-        else:
-            if count_d >= d_bars:
-                sum_d -= ring_d[slot_d]
-            ring_d[slot_d] = k
-            sum_d += k
-            slot_d = slot_d + 1 if slot_d + 1 < d_bars else 0
-            count_d += 1
-            if count_d < d_bars:
-                res_k[i] = np.nan
-                res_d[i] = np.nan
-                continue
-            since_d += 1
-            if since_d == every_d:
-                since_d = 0
-                sum_d = 0.0
-                for j in range(d_bars):
-                    sum_d += ring_d[j]
+        d = k
+        if ready and d_bars > 1:
+            count_d, slot_d, since_d, sum_d = _ring_push(
+                ring_d, k, d_bars, every_d, count_d, slot_d, since_d, sum_d
+            )
+            ready = count_d >= d_bars
             d = sum_d / d_bars
-        res_k[i] = k
-        res_d[i] = d
+        res_k[i] = k if ready else np.nan
+        res_d[i] = d if ready else np.nan
 
 
 @njit(cache=True)
@@ -344,58 +364,6 @@ def stochastic_rsi(
 WILLR_CHUNK_BARS = 1024
 
 
-@njit(cache=True, error_model="numpy")
-def _max_first(src: np.ndarray, dst: np.ndarray) -> int:
-    """dst[t] = max(src[t], src[t - 1]) for t >= 1; returns the number of NaNs in src."""
-    m = src.shape[0]
-    cur = src[1:]
-    back = src[: m - 1]
-    res = dst[1:m]
-    bad = 0
-    for t in range(m - 1):
-        v = cur[t]
-        res[t] = max(v, back[t])
-        bad += v != v
-    return bad + (src[0] != src[0])
-
-
-@njit(cache=True, error_model="numpy")
-def _min_first(src: np.ndarray, dst: np.ndarray) -> int:
-    """dst[t] = min(src[t], src[t - 1]) for t >= 1; returns the number of NaNs in src."""
-    m = src.shape[0]
-    cur = src[1:]
-    back = src[: m - 1]
-    res = dst[1:m]
-    bad = 0
-    for t in range(m - 1):
-        v = cur[t]
-        res[t] = min(v, back[t])
-        bad += v != v
-    return bad + (src[0] != src[0])
-
-
-# The doubling steps take one array each: a loop over a high and a low array together failed
-# LLVM's runtime alias checks and ran scalar (about 7x slower).
-@njit(cache=True, error_model="numpy")
-def _max_step(src: np.ndarray, dst: np.ndarray, d: int, m: int) -> None:
-    """dst[t] = max(src[t], src[t - d]) for d <= t < m."""
-    cur = src[d:m]
-    back = src[: m - d]
-    res = dst[d:m]
-    for t in range(m - d):
-        res[t] = max(cur[t], back[t])
-
-
-@njit(cache=True, error_model="numpy")
-def _min_step(src: np.ndarray, dst: np.ndarray, d: int, m: int) -> None:
-    """dst[t] = min(src[t], src[t - d]) for d <= t < m."""
-    cur = src[d:m]
-    back = src[: m - d]
-    res = dst[d:m]
-    for t in range(m - d):
-        res[t] = min(cur[t], back[t])
-
-
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def _willr_write(
     run_hi: np.ndarray,
@@ -445,33 +413,12 @@ def _willr_span(
 ) -> int:
     """%R of bars s..e-1 (at most WILLR_CHUNK_BARS) from bars s-w+1..e-1; returns their NaNs.
 
-    The result is only valid when that count is 0. Window extrema by doubling: runs of 2, 4,
-    8, ... bars (each step one vectorized max and min over the chunk), then the window is the
-    run of the largest power of 2 <= w ending at t and the same run ending at t - (w - that
-    power). Exact, like the van Herk / Gil-Werman blocks of ``_stoch_pass``, and about 2.5x
-    faster here (no serial running extrema).
+    The result is only valid when that count is 0. Window extrema by doubling
+    (``kernels._windows``): exact, like the van Herk / Gil-Werman blocks of ``_stoch_pass``,
+    and about 2.5x faster here (no serial running extrema).
     """
-    base = s - w + 1
-    m = e - base
-    a_hi = bufs[0]
-    a_lo = bufs[1]
-    b_hi = bufs[2]
-    b_lo = bufs[3]
-    bad = _max_first(high[base:e], a_hi) + _min_first(low[base:e], a_lo)
-    d = 2
-    in_a = True
-    while 2 * d <= w:
-        if in_a:
-            _max_step(a_hi, b_hi, d, m)
-            _min_step(a_lo, b_lo, d, m)
-        else:
-            _max_step(b_hi, a_hi, d, m)
-            _min_step(b_lo, a_lo, d, m)
-        in_a = not in_a
-        d *= 2
-    if in_a:
-        return bad + _willr_write(a_hi, a_lo, close, w, d, s, e, res)
-    return bad + _willr_write(b_hi, b_lo, close, w, d, s, e, res)
+    run_hi, run_lo, d, nan_hi, nan_lo = _run_extremes(high, low, w, s, e, bufs)
+    return nan_hi + nan_lo + _willr_write(run_hi, run_lo, close, w, d, s, e, res)
 
 
 @njit(cache=True)
@@ -505,14 +452,6 @@ def _willr_pass(
                 res[k] = np.nan
                 stretch = k + 1
             j = k + 1
-
-
-@njit(cache=True)
-def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether the memory of a and b overlaps."""
-    a0 = a.ctypes.data
-    b0 = b.ctypes.data
-    return a0 < b0 + b.nbytes and b0 < a0 + a.nbytes
 
 
 @njit(cache=True)

@@ -1,0 +1,145 @@
+"""Rolling window extremes by doubling, shared by Williams %R and the Donchian channels.
+
+A chunk of bars s..e-1 reads its inputs from bar s - w + 1 (the first bar of its first
+window). ``_run_extremes`` takes the max and min over runs of 2, 4, 8, ... bars ending at
+each bar, each step one vectorized pass over the chunk; with d the largest power of 2 <= w,
+the window of w bars ending at t is the union of the run of d bars ending at t and the one
+ending at t - (w - d). Exact (max and min do not round), so a result does not depend on the
+chunking and the kernels stay causal bit for bit. Chunks of about 1024 bars keep the buffers
+in the L1/L2 cache.
+
+The NaN counts that come back are those of the inputs; a caller whose chunk holds a NaN
+redoes or patches it (a NaN reaches only the windows that hold it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, error_model="numpy")
+def _max_first(src: np.ndarray, dst: np.ndarray) -> int:
+    """dst[t] = max(src[t], src[t - 1]) for t >= 1; returns the number of NaNs in src."""
+    m = src.shape[0]
+    cur = src[1:]
+    back = src[: m - 1]
+    res = dst[1:m]
+    bad = 0
+    for t in range(m - 1):
+        v = cur[t]
+        res[t] = max(v, back[t])
+        bad += v != v
+    return bad + (src[0] != src[0])
+
+
+@njit(cache=True, error_model="numpy")
+def _min_first(src: np.ndarray, dst: np.ndarray) -> int:
+    """dst[t] = min(src[t], src[t - 1]) for t >= 1; returns the number of NaNs in src."""
+    m = src.shape[0]
+    cur = src[1:]
+    back = src[: m - 1]
+    res = dst[1:m]
+    bad = 0
+    for t in range(m - 1):
+        v = cur[t]
+        res[t] = min(v, back[t])
+        bad += v != v
+    return bad + (src[0] != src[0])
+
+
+# The doubling steps take one array each: a loop over a high and a low array together failed
+# LLVM's runtime alias checks and ran scalar (about 7x slower).
+@njit(cache=True, error_model="numpy")
+def _max_step(src: np.ndarray, dst: np.ndarray, d: int, m: int) -> None:
+    """dst[t] = max(src[t], src[t - d]) for d <= t < m."""
+    cur = src[d:m]
+    back = src[: m - d]
+    res = dst[d:m]
+    for t in range(m - d):
+        res[t] = max(cur[t], back[t])
+
+
+@njit(cache=True, error_model="numpy")
+def _min_step(src: np.ndarray, dst: np.ndarray, d: int, m: int) -> None:
+    """dst[t] = min(src[t], src[t - d]) for d <= t < m."""
+    cur = src[d:m]
+    back = src[: m - d]
+    res = dst[d:m]
+    for t in range(m - d):
+        res[t] = min(cur[t], back[t])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _run_extremes(
+    high: np.ndarray, low: np.ndarray, w: int, s: int, e: int, bufs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    """Max of high and min of low over runs of d bars, for the windows of w >= 2 bars ending
+    at bars s..e-1 (inputs from bar s - w + 1, at most ``bufs.shape[1]`` bars).
+
+    Returns (run_hi, run_lo, d, nan_hi, nan_lo): run_hi[j] is the max of the d bars ending at
+    bar s - w + 1 + j (valid for j >= d - 1), d the largest power of 2 <= w, and nan_hi /
+    nan_lo the NaN counts of high and low over those bars. run_hi and run_lo are rows of
+    ``bufs`` (shape (4, >= e - s + w - 1)), valid until its next use.
+    """
+    base = s - w + 1
+    m = e - base
+    a_hi = bufs[0]
+    a_lo = bufs[1]
+    b_hi = bufs[2]
+    b_lo = bufs[3]
+    nan_hi = _max_first(high[base:e], a_hi)
+    nan_lo = _min_first(low[base:e], a_lo)
+    d = 2
+    in_a = True
+    while 2 * d <= w:
+        if in_a:
+            _max_step(a_hi, b_hi, d, m)
+            _min_step(a_lo, b_lo, d, m)
+        else:
+            _max_step(b_hi, a_hi, d, m)
+            _min_step(b_lo, a_lo, d, m)
+        in_a = not in_a
+        d *= 2
+    if in_a:
+        return a_hi, a_lo, d, nan_hi, nan_lo
+    return b_hi, b_lo, d, nan_hi, nan_lo
+
+
+@njit(cache=True, error_model="numpy")
+def _max_into(runs: np.ndarray, w: int, k: int, dst: np.ndarray) -> None:
+    """dst[u] = max(runs[w - 1 + u], runs[w - 1 - k + u]): two runs cover each window."""
+    m = dst.shape[0]
+    cur = runs[w - 1 : w - 1 + m]
+    back = runs[w - 1 - k : w - 1 - k + m]
+    for u in range(m):
+        dst[u] = max(cur[u], back[u])
+
+
+@njit(cache=True, error_model="numpy")
+def _min_into(runs: np.ndarray, w: int, k: int, dst: np.ndarray) -> None:
+    """dst[u] = min(runs[w - 1 + u], runs[w - 1 - k + u]): two runs cover each window."""
+    m = dst.shape[0]
+    cur = runs[w - 1 : w - 1 + m]
+    back = runs[w - 1 - k : w - 1 - k + m]
+    for u in range(m):
+        dst[u] = min(cur[u], back[u])
+
+
+@njit(cache=True, error_model="numpy")
+def _nan_windows(values: np.ndarray, w: int, s: int, e: int, dst: np.ndarray) -> None:
+    """dst[i] = NaN for s <= i < e where values[i - w + 1 : i + 1] holds a NaN."""
+    last = -1  # the last NaN bar seen
+    for j in range(s - w + 1, e):
+        if np.isnan(values[j]):
+            last = j
+        if j >= s and last > j - w and last >= 0:
+            dst[j] = np.nan
+
+
+@njit(cache=True)
+def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether the memory of a and b overlaps."""
+    a0 = a.ctypes.data
+    b0 = b.ctypes.data
+    return a0 < b0 + b.nbytes and b0 < a0 + a.nbytes
