@@ -6,9 +6,12 @@ with JSON numbers. The symbol is Coinbase's product id (``"BTC-USD"``). Granular
 60, 300, 900, 3600, 21600 and 86400 s, so of our intervals 1m, 5m, 15m, 1h and 1d are
 offered; 4h is not (ask for 1h and aggregate).
 
-Every request is one fixed window of at most 299 candles (``start`` and ``end`` are both
-inclusive on the venue); the windows are independent, so they are fetched concurrently up
-to the client's ``max_concurrency`` and yielded in order. Coinbase leaves out intervals
+Every request is one fixed window of at most 299 candles. ``end`` is sent as the open time
+just past the window (at most 300 candles even if the venue counts both ends) and a candle
+at or past the window's end is cut: it belongs to the next window, which asks for it. So
+no candle is lost whether the venue's ``end`` is inclusive or exclusive. The windows are
+independent, so they are fetched concurrently up to the client's ``max_concurrency`` and
+yielded in order. Coinbase leaves out intervals
 without trades: a window's page is then shorter, never wrong.
 
 Examples
@@ -54,7 +57,7 @@ class CoinbaseSource:
     client
         A shared ``HttpClient`` (the caller closes it).
     page_candles
-        Candles per request, at most 299 (300 with both ends inclusive).
+        Candles per request, at most 299 (the request reaches one candle further).
     clock
         Epoch seconds, to leave out the candle still open (``time.time`` unless injected).
     """
@@ -154,16 +157,17 @@ class CoinbaseSource:
     ) -> tuple[pl.DataFrame, bool]:
         step = INTERVAL_MS[interval]
         path = f"/products/{symbol}/candles"
-        last_open = end_ms - 1 - (end_ms - 1) % step  # inclusive end: the last open wanted
+        past_end = end_ms - 1 - (end_ms - 1) % step + step  # the open time after the window
         params = {
             "granularity": COINBASE_GRANULARITY_S[interval],
             "start": _iso(start_ms),
-            "end": _iso(last_open),
+            "end": _iso(past_end),
         }
         where = (
             f"{self.name} GET {path} granularity={params['granularity']} start={params['start']}"
         )
         frame = parse_candles(self.client.get_json(path, params), symbol=symbol, where=where)
+        frame = frame.filter(pl.col("ts") < end_ms)  # the next window's first candle
         now_ms = int(self._clock() * 1000)
         still_open = bool((frame["ts"] + step > now_ms).any())
         if still_open:

@@ -460,15 +460,15 @@ class ExchangeServer:
             ).iter_rows()
         ]
         if fault is not None and out:
-            kind = fault.kind
+            kind = fault.kind  # corrupts the oldest candle (the last row: newest come first)
             if kind == "short_row":
-                out[0] = out[0][:5]
+                out[-1] = out[-1][:5]
             elif kind == "bad_number":
-                out[0][3] = "n/a"
+                out[-1][3] = "n/a"
             elif kind == "negative_price":
-                out[0][1] = -out[0][1]
+                out[-1][1] = -out[-1][1]
             elif kind == "off_grid":
-                out[0][0] += 1
+                out[-1][0] += 1
         body = json.dumps(out, separators=(",", ":")).encode()
         if fault is not None and fault.kind == "wrong_shape":
             body = b'{"candles":' + body + b"}"
