@@ -56,72 +56,33 @@ def _fast_above_slow(fast_sum: float, fast_bars: int, slow_sum: float, slow_bars
     return fast_sum / fast_bars > slow_sum / slow_bars
 
 
-# The per-combination state, as a tuple so that it lives in registers:
-# (fast_sum, slow_sum, cash, units, held, wanted, n_fills, previous, ret_sum, ret_sq, peak,
-#  trough, worst). ``held`` is the target currently filled, ``wanted`` the one decided at the
-# previous close, ``previous`` the previous bar's equity, ``ret_sum`` / ``ret_sq`` the sums of
-# the bar returns and their squares, ``peak`` / ``trough`` the running peak of the equity and
-# the lowest equity since it, ``worst`` the largest drawdown so far.
+# The per-combination state is three tuples, so that it lives in registers:
+# - sums = (fast_sum, slow_sum), the running sums of the two SMAs;
+# - account = (cash, units, held, wanted, n_fills): ``held`` is the target currently filled,
+#   ``wanted`` the one decided at the previous close;
+# - record = (previous, ret_sum, ret_sq, peak, trough, worst): ``previous`` is the previous
+#   bar's equity, ``ret_sum`` / ``ret_sq`` the sums of the bar returns and their squares,
+#   ``peak`` / ``trough`` the running peak of the equity and the lowest equity since it,
+#   ``worst`` the largest drawdown so far.
 
 
 @njit(cache=True, inline="always")
 def _initial_state(initial_cash: float) -> tuple:
-    return (
-        0.0,
-        0.0,
-        initial_cash,
-        0.0,
-        0.0,
-        0.0,
-        0,
-        initial_cash,
-        0.0,
-        0.0,
-        initial_cash,
-        initial_cash,
-        0.0,
-    )
+    sums = (0.0, 0.0)
+    account = (initial_cash, 0.0, 0.0, 0.0, 0)
+    record = (initial_cash, 0.0, 0.0, initial_cash, initial_cash, 0.0)
+    return sums, account, record
 
 
 @njit(cache=True, inline="always")
-def _step(
-    state: tuple,
-    x: float,
-    fill_price: float,
-    old_fast: float,
-    old_slow: float,
-    fast_bars: int,
-    slow_bars: int,
-    fee_rate: float,
-    slow_ready: bool,
-) -> tuple:
-    """One bar of one combination: fill at this bar, mark at close ``x``, decide the target.
-
-    ``old_fast`` / ``old_slow`` are the closes leaving each window after this bar (0.0 while
-    a window is filling up); ``slow_ready`` is true once the slow SMA has a value. Scalars
-    only: passing arrays into a helper costs reference counting at every bar.
-    """
-    (
-        fast_sum,
-        slow_sum,
-        cash,
-        units,
-        held,
-        wanted,
-        n_fills,
-        previous,
-        ret_sum,
-        ret_sq,
-        peak,
-        trough,
-        worst,
-    ) = state
+def _fill(account: tuple, price: float, fee_rate: float) -> tuple:
+    """Fill the wanted target at ``price``; returns (account, whether units were traded)."""
+    cash, units, held, wanted, n_fills = account
     filled = False
     if wanted != held:
         # Same expressions as kernels.backtest.portfolio_backtest with one asset, fees only
         # (no slippage, gas, funding or stops), so that the equity is identical bit for bit.
         held = wanted
-        price = fill_price
         notional = units * price
         equity_before = cash + notional
         weight = held if equity_before > 0.0 else 0.0
@@ -142,13 +103,18 @@ def _step(
             units = new_units
             n_fills += 1
             filled = True
-    equity = cash + units * x
-    if units != 0.0 or filled:
-        # Flat without a fill the equity is exactly the previous one: a return of 0.
+    return (cash, units, held, wanted, n_fills), filled
+
+
+@njit(cache=True, inline="always")
+def _mark(record: tuple, equity: float, moved: bool) -> tuple:
+    """Add this bar's equity to the return sums (``moved``: it can differ from the previous
+    one) and to the drawdown record."""
+    previous, ret_sum, ret_sq, peak, trough, worst = record
+    if moved:
         r = equity / previous - 1.0
         ret_sum += r
         ret_sq += r * r
-    previous = equity
     # max_drawdown keeps min(e / peak - 1); within one peak that is trough / peak - 1.
     if equity > peak:
         dd = trough / peak - 1.0
@@ -158,29 +124,41 @@ def _step(
         trough = equity
     elif equity < trough:
         trough = equity
+    return equity, ret_sum, ret_sq, peak, trough, worst
+
+
+@njit(cache=True, inline="always")
+def _step(
+    state: tuple,
+    x: float,
+    fill_price: float,
+    old_fast: float,
+    old_slow: float,
+    fast_bars: int,
+    slow_bars: int,
+    fee_rate: float,
+    slow_ready: bool,
+) -> tuple:
+    """One bar of one combination: fill at this bar, mark at close ``x``, decide the target.
+
+    ``old_fast`` / ``old_slow`` are the closes leaving each window after this bar (0.0 while
+    a window is filling up); ``slow_ready`` is true once the slow SMA has a value. Scalars
+    only: passing arrays into a helper costs reference counting at every bar.
+    """
+    sums, account, record = state
+    account, filled = _fill(account, fill_price, fee_rate)
+    cash, units, held, wanted, n_fills = account
+    # Flat without a fill the equity is exactly the previous one: a return of 0.
+    record = _mark(record, cash + units * x, units != 0.0 or filled)
     # TA-Lib's SMA order: add the new close, take the mean, then drop the oldest close
     # (subtracting 0.0 while a window fills up changes nothing).
+    fast_sum, slow_sum = sums
     fast_total = fast_sum + x
-    fast_sum = fast_total - old_fast
     slow_total = slow_sum + x
-    slow_sum = slow_total - old_slow
     if slow_ready:
         wanted = 1.0 if _fast_above_slow(fast_total, fast_bars, slow_total, slow_bars) else 0.0
-    return (
-        fast_sum,
-        slow_sum,
-        cash,
-        units,
-        held,
-        wanted,
-        n_fills,
-        previous,
-        ret_sum,
-        ret_sq,
-        peak,
-        trough,
-        worst,
-    )
+    sums = (fast_total - old_fast, slow_total - old_slow)
+    return sums, (cash, units, held, wanted, n_fills), record
 
 
 @njit(cache=True, inline="always")
@@ -192,7 +170,7 @@ def _write_metrics(
     periods_per_year: float,
     out_row: np.ndarray,
 ) -> None:
-    (_, _, cash, units, _, _, n_fills, _, ret_sum, ret_sq, peak, trough, worst) = state
+    _, (cash, units, _, _, n_fills), (_, ret_sum, ret_sq, peak, trough, worst) = state
     dd = trough / peak - 1.0
     if dd < worst:
         worst = dd
@@ -233,28 +211,13 @@ def _ma_crossover_pair(
     for i in range(n):
         x = close_prices[i]
         price = fill_prices[i]
-        a = _step(
-            a,
-            x,
-            price,
-            close_prices[i - fast_a + 1] if i >= fast_a - 1 else 0.0,
-            close_prices[i - slow_a + 1] if i >= slow_a - 1 else 0.0,
-            fast_a,
-            slow_a,
-            fee_rate,
-            i >= slow_a - 1,
-        )
-        b = _step(
-            b,
-            x,
-            price,
-            close_prices[i - fast_b + 1] if i >= fast_b - 1 else 0.0,
-            close_prices[i - slow_b + 1] if i >= slow_b - 1 else 0.0,
-            fast_b,
-            slow_b,
-            fee_rate,
-            i >= slow_b - 1,
-        )
+        # The closes leaving each window after this bar (0.0 while a window is filling up).
+        fa = close_prices[i - fast_a + 1] if i >= fast_a - 1 else 0.0
+        sa = close_prices[i - slow_a + 1] if i >= slow_a - 1 else 0.0
+        fb = close_prices[i - fast_b + 1] if i >= fast_b - 1 else 0.0
+        sb = close_prices[i - slow_b + 1] if i >= slow_b - 1 else 0.0
+        a = _step(a, x, price, fa, sa, fast_a, slow_a, fee_rate, i >= slow_a - 1)
+        b = _step(b, x, price, fb, sb, fast_b, slow_b, fee_rate, i >= slow_b - 1)
     last = close_prices[n - 1] if n > 0 else 0.0
     _write_metrics(a, last, n, initial_cash, periods_per_year, out_a)
     _write_metrics(b, last, n, initial_cash, periods_per_year, out_b)
