@@ -102,7 +102,8 @@ def _covered(lake: Lake, *, source: str, dataset: str, symbol: str, interval: st
 
 def _datasets(market: MarketConfig) -> list[tuple[str, str, int, dict[str, str]]]:
     """(dataset, interval, grid step in ms, partition) that ``market`` collects."""
-    out = [("bars", market.interval, market.interval_ms, market.lake_partition)]
+    main = "bars" if market.has_bars else "prices"
+    out = [(main, market.interval, market.interval_ms, market.lake_partition)]
     if market.has_funding:
         out.append(("funding", FUNDING_INTERVAL, FUNDING_INTERVAL_MS, {"source": market.source}))
     return out
@@ -223,7 +224,9 @@ def collect_market(
     flush_rows: int = FLUSH_ROWS,
     workers: int | None = None,
 ) -> pl.DataFrame:
-    """Fetch what the lake lacks of ``market``'s bars (and funding, for perpetuals) and store it.
+    """Fetch what the lake lacks of ``market``'s bars (funding too for perpetuals) and store it.
+
+    A source without bars (CoinGecko) fills the ``prices`` dataset instead.
 
     Parameters
     ----------
@@ -280,7 +283,11 @@ def _collect(
     for dataset, interval, step_ms, partition in _datasets(market):
         end_ms = market.end_ms
         if live:  # the open interval is not final yet
-            end_ms = min(end_ms, now_ms // step_ms * step_ms if dataset == "bars" else now_ms)
+            settled = {
+                "bars": now_ms // step_ms * step_ms,  # the open bar starts here
+                "prices": now_ms - step_ms,  # the venue rewrites its newest snapshot
+            }
+            end_ms = min(end_ms, settled.get(dataset, now_ms))
         for symbol in market.symbols:
             covered = _covered(
                 lake, source=market.source, dataset=dataset, symbol=symbol, interval=interval

@@ -60,16 +60,30 @@ def _to_date(value: Any) -> Any:
     return value
 
 
+# Sources that offer only some intervals (Coinbase has no 4h candles; CoinGecko's ranges are
+# hourly or daily).
+_SOURCE_INTERVALS: dict[str, tuple[str, ...]] = {
+    "coinbase": ("1m", "5m", "15m", "1h", "1d"),
+    "coingecko": ("1h", "1d"),
+}
+
+
 class MarketConfig(FrozenConfig):
     """Which market data a run uses: source, symbols, bar interval and the [start, end) range.
 
     ``source``: ``synthetic`` (the embedded, seeded market), ``binance`` (spot klines) or
-    ``binance_usdm`` (USDⓈ-M perpetual klines and funding), or ``files`` (Binance public-data
-    dumps or freqtrade candle files in the folder ``files_path``). Binance base URLs come from
-    ``RESEARCH_BINANCE_SPOT_URL`` / ``RESEARCH_BINANCE_USDM_URL`` when set.
+    ``binance_usdm`` (USDⓈ-M perpetual klines and funding), ``coinbase`` (Coinbase Exchange
+    candles; symbols are product ids such as ``BTC-USD``), ``coingecko`` (aggregated USD price,
+    market cap and volume, the ``prices`` dataset instead of bars; symbols are coin ids such as
+    ``bitcoin``) or ``files`` (Binance public-data dumps or freqtrade candle files in the folder
+    ``files_path``). Base URLs come from ``RESEARCH_BINANCE_SPOT_URL``,
+    ``RESEARCH_BINANCE_USDM_URL``, ``RESEARCH_COINBASE_URL`` and ``RESEARCH_COINGECKO_URL`` when
+    set.
     """
 
-    source: Literal["synthetic", "binance", "binance_usdm", "files"] = "synthetic"
+    source: Literal["synthetic", "binance", "binance_usdm", "coinbase", "coingecko", "files"] = (
+        "synthetic"
+    )
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT")
     interval: Interval = "1h"
     start: dt.date = dt.date(2024, 1, 1)
@@ -95,6 +109,12 @@ class MarketConfig(FrozenConfig):
             raise ValueError(f"symbols has duplicates: {list(self.symbols)}")
         if self.end <= self.start:
             raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        allowed = _SOURCE_INTERVALS.get(self.source)
+        if allowed is not None and self.interval not in allowed:
+            raise ValueError(
+                f"interval {self.interval!r} is not offered by source {self.source!r}; "
+                f"use one of {list(allowed)}"
+            )
         if (self.source == "files") != bool(self.files_path):
             raise ValueError(
                 f"files_path={self.files_path!r} goes with source='files' and only with it "
@@ -118,6 +138,11 @@ class MarketConfig(FrozenConfig):
     def periods_per_year(self) -> float:
         """Bars per year: crypto trades around the clock, 365 days a year."""
         return 365 * 86_400_000 / self.interval_ms
+
+    @property
+    def has_bars(self) -> bool:
+        """Whether the source gives OHLCV bars (all but CoinGecko, which gives ``prices``)."""
+        return self.source != "coingecko"
 
     @property
     def has_funding(self) -> bool:

@@ -65,6 +65,8 @@ DATASETS: dict[str, DatasetSpec] = {
     for spec in (
         DatasetSpec("bars", ("source", "interval", "symbol"), ("ts",), "00_collect", True, True),
         DatasetSpec("funding", ("source", "symbol"), ("ts",), "00_collect", True, True),
+        # Aggregated price, market cap and volume (CoinGecko): snapshots, not OHLC bars.
+        DatasetSpec("prices", ("source", "interval", "symbol"), ("ts",), "00_collect", True, True),
         DatasetSpec("features", ("source", "interval", "symbol"), ("ts",), "10_features", False),
         DatasetSpec("predictions", ("source", "interval", "symbol"), ("ts",), "20_model", False),
         DatasetSpec(

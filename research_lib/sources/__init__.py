@@ -23,7 +23,7 @@ from research_lib.sources.synthetic import SyntheticMarketConfig, SyntheticSourc
 
 __all__ = ["KNOWN_SOURCES", "Source", "SyntheticMarketConfig", "SyntheticSource", "get_source"]
 
-KNOWN_SOURCES = ("synthetic", "binance", "binance_usdm", "files")
+KNOWN_SOURCES = ("synthetic", "binance", "binance_usdm", "coinbase", "coingecko", "files")
 
 
 @runtime_checkable
@@ -76,6 +76,14 @@ def get_source(market: MarketConfig) -> Source:
         from research_lib.sources.binance import BinanceSource
 
         return BinanceSource(market="spot" if market.source == "binance" else "usdm")
+    if market.source == "coinbase":
+        from research_lib.sources.coinbase import CoinbaseSource
+
+        return CoinbaseSource()
+    if market.source == "coingecko":
+        from research_lib.sources.coingecko import CoinGeckoSource
+
+        return CoinGeckoSource()
     if market.source == "files":
         from research_lib.sources.files import FileSource
 

@@ -8,7 +8,9 @@ retries what a later attempt can fix and raises at once what it cannot:
   2**(attempt - 1)))`` from a seeded RNG): connect errors, timeouts, a dropped connection, any
   5xx, and a 200 whose body is not JSON (truncated or garbled in transit);
 - 429 (too many requests) and 418 (Binance's IP ban after ignored 429s): every thread waits
-  the ``Retry-After`` seconds, then the request is retried (it counts as a retry);
+  the ``Retry-After`` seconds, then the request is retried (it counts as a retry); a wait
+  longer than ``max_retry_after_s`` (a ban of hours) raises ``SourceError`` at once instead,
+  saying how long the venue asked to wait;
 - any other 4xx: ``SourceError`` at once, with the status and the venue's own message.
 
 When retries run out the error names the venue, path, params, attempts and the last cause:
@@ -121,6 +123,7 @@ class HttpClient:
         seed: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        max_retry_after_s: float = 300.0,
     ) -> None:
         if max_retries < 0:
             raise ValueError(f"max_retries={max_retries} must be >= 0")
@@ -137,6 +140,7 @@ class HttpClient:
         self.max_concurrency = max_concurrency
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.max_retry_after_s = max_retry_after_s
         self.weight_header = weight_header
         self.weight_limit = weight_limit
         self._sleep = sleep
@@ -226,6 +230,12 @@ class HttpClient:
                     cause = str(status)
                     retry_after = _retry_after_s(response)
                     last_detail = f"HTTP {status} {_venue_message(response)}"
+                    if retry_after is not None and retry_after > self.max_retry_after_s:
+                        raise SourceError(
+                            f"{self.venue} GET {path} {params}: {last_detail} asks to wait "
+                            f"{retry_after:.0f} s (Retry-After), more than max_retry_after_s="
+                            f"{self.max_retry_after_s:.0f}; try again later"
+                        )
                 elif status >= 500:
                     cause = "5xx"
                     last_detail = f"HTTP {status} {_venue_message(response)}"

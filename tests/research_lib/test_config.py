@@ -45,6 +45,8 @@ def test_configs_are_frozen_and_reject_unknown_fields() -> None:
         ({"symbols": ("A", "A")}, "duplicates"),
         ({"start": "2024-02-01", "end": "2024-01-01"}, r"end \(2024-01-01\) must be after start"),
         ({"interval": "3h"}, "interval"),
+        ({"source": "coinbase", "interval": "4h"}, "interval '4h' is not offered by .*coinbase"),
+        ({"source": "coingecko", "interval": "1m"}, r"use one of \['1h', '1d'\]"),
     ],
 )
 def test_invalid_market_values_name_the_field(kwargs: dict, message: str) -> None:

@@ -126,6 +126,17 @@ def test_429_and_418_wait_the_retry_after_seconds_then_retry(
     assert [r.status for r in fresh.requests] == [int(kind), 200]
 
 
+def test_a_ban_longer_than_max_retry_after_raises_at_once_saying_how_long(
+    fresh: ExchangeServer,
+) -> None:
+    fresh.set_faults(Fault("418", every=1, retry_after_s=7200.0))
+    fake = FakeTime(1_700_000_000.0)
+    with _client(fresh, fake, max_retry_after_s=600.0) as client:
+        with pytest.raises(SourceError, match=r"HTTP 418 .*asks to wait 7200 s .*600"):
+            client.get_json(PATH, PARAMS)
+    assert fake.sleeps == [] and len(fresh.requests) == 1
+
+
 def test_a_slow_response_times_out_and_the_retry_succeeds(fresh: ExchangeServer) -> None:
     expected = _clean_body(fresh)
     fresh.set_faults(Fault("slow", nth=(1,), delay_s=1.0))
