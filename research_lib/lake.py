@@ -159,11 +159,15 @@ class Lake:
         self._reject_duplicates(spec, frame, partition_cols)
 
         result = WriteResult(dataset)
-        for values, group in frame.group_by(partition_cols, maintain_order=True):
+        # One pass splits the rows by leaf; sorting first keeps every leaf's rows sorted.
+        leaves = frame.sort(list(spec.key)).partition_by(
+            partition_cols, as_dict=True, maintain_order=True, include_key=False
+        )
+        for values, group in leaves.items():
             leaf = self.lake_dir / dataset
             for col, value in zip(partition_cols, values, strict=True):
                 leaf = leaf / f"{col}={value}"
-            self._merge_leaf(spec, leaf / "part-0.parquet", group.drop(partition_cols), result)
+            self._merge_leaf(spec, leaf / "part-0.parquet", group, result)
         if result.files_written and refresh:
             self.refresh_catalog()
         return result
@@ -186,7 +190,6 @@ class Lake:
         self, spec: DatasetSpec, path: Path, rows: pl.DataFrame, result: WriteResult
     ) -> None:
         key = list(spec.key)
-        rows = rows.sort(key)
         if not path.exists():
             merged, added = rows, rows.height
         else:
