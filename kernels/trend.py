@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from kernels._windows import _aroon_pass, _midpoint_pass
 from kernels.rolling import _first_finite
 
 RECOMPUTE_MIN_BARS = 64
@@ -312,16 +313,19 @@ def _macd_pass(
     slow_bars: int,
     signal_bars: int,
     talib_seed: bool,
-    res_macd: np.ndarray,
-    res_signal: np.ndarray,
-    res_hist: np.ndarray,
-) -> None:
+    out_macd: np.ndarray | None,
+    out_signal: np.ndarray | None,
+    out_hist: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Shared loop of macd / macd_ema_seed; only the fast EMA's seed differs."""
     if fast_bars < 1 or signal_bars < 1:
         raise ValueError("macd: fast_bars and signal_bars must be >= 1")
     if slow_bars < fast_bars:
         raise ValueError("macd: slow_bars must be >= fast_bars (TA-Lib would swap them)")
     n = values.shape[0]
+    res_macd = np.empty(n) if out_macd is None else out_macd
+    res_signal = np.empty(n) if out_signal is None else out_signal
+    res_hist = np.empty(n) if out_hist is None else out_hist
     start = _first_finite(values)
     line_start = start + slow_bars - 1
     first = line_start + signal_bars - 1
@@ -329,7 +333,7 @@ def _macd_pass(
         res_macd[:] = np.nan
         res_signal[:] = np.nan
         res_hist[:] = np.nan
-        return
+        return res_macd, res_signal, res_hist
     res_macd[:first] = np.nan
     res_signal[:first] = np.nan
     res_hist[:first] = np.nan
@@ -375,6 +379,7 @@ def _macd_pass(
         res_macd[i] = line
         res_signal[i] = signal
         res_hist[i] = line - signal
+    return res_macd, res_signal, res_hist
 
 
 @njit(cache=True)
@@ -388,12 +393,9 @@ def macd(
     out_hist: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(macd, signal, hist) with TA-Lib's seeding; matches ``talib.MACD(values, f, s, g)``."""
-    n = values.shape[0]
-    res_macd = np.empty(n) if out_macd is None else out_macd
-    res_signal = np.empty(n) if out_signal is None else out_signal
-    res_hist = np.empty(n) if out_hist is None else out_hist
-    _macd_pass(values, fast_bars, slow_bars, signal_bars, True, res_macd, res_signal, res_hist)
-    return res_macd, res_signal, res_hist
+    return _macd_pass(
+        values, fast_bars, slow_bars, signal_bars, True, out_macd, out_signal, out_hist
+    )
 
 
 @njit(cache=True)
@@ -409,12 +411,9 @@ def macd_ema_seed(
     """MACD whose line is ``ema(values, fast) - ema(values, slow)`` (kernels.rolling.ema)."""
     # The fast EMA starts at its own warm-up (bar fast - 1) instead of TA-Lib's bar slow - 1;
     # the gap decays like (1 - 2 / (fast + 1)) ** t. Output positions are TA-Lib's.
-    n = values.shape[0]
-    res_macd = np.empty(n) if out_macd is None else out_macd
-    res_signal = np.empty(n) if out_signal is None else out_signal
-    res_hist = np.empty(n) if out_hist is None else out_hist
-    _macd_pass(values, fast_bars, slow_bars, signal_bars, False, res_macd, res_signal, res_hist)
-    return res_macd, res_signal, res_hist
+    return _macd_pass(
+        values, fast_bars, slow_bars, signal_bars, False, out_macd, out_signal, out_hist
+    )
 
 
 # --- ADX -----------------------------------------------------------------------------------
@@ -533,109 +532,6 @@ def adx(
 
 
 # --- rolling extremes: Aroon and Ichimoku --------------------------------------------------
-
-
-@njit(cache=True)
-def _aroon_pass(
-    high: np.ndarray,
-    low: np.ndarray,
-    w: int,
-    oscillator: bool,
-    res_down: np.ndarray,
-    res_up: np.ndarray,
-    res_osc: np.ndarray,
-) -> None:
-    """Shared loop of aroon / aroon_oscillator: latest argmax / argmin over w + 1 bars."""
-    # van Herk / Gil-Werman: cut the series into blocks of b = w + 1 bars. A window ending at
-    # bar t of a block is a suffix of the previous block plus a prefix of this one, so a
-    # running prefix extreme and a stored suffix extreme give it in O(1) (TA-Lib rescans the
-    # window whenever its extreme expires). Ties go to the latest bar, as in TA-Lib.
-    # Indices are carried as floats and updated as idx += flag * (t - idx), flag in {0, 1}
-    # (exact below 2**53): LLVM turns the equivalent selects into branches, and those
-    # mispredict on every new extreme (measured 2x slower).
-    n = high.shape[0]
-    b = w + 1
-    factor = 100.0 / w
-    # Suffix extremes of the previous block by offset; offset b is the empty suffix.
-    suf_hi = np.full(b + 1, -np.inf)
-    suf_hi_idx = np.zeros(b + 1)
-    suf_lo = np.full(b + 1, np.inf)
-    suf_lo_idx = np.zeros(b + 1)
-    last_nan = -1
-    for s in range(0, n, b):
-        e = min(s + b, n)
-        pre_hi = -np.inf
-        pre_hi_idx = 0.0
-        pre_lo = np.inf
-        pre_lo_idx = 0.0
-        for t in range(s, e):
-            hv = high[t]
-            lv = low[t]
-            if np.isnan(hv) or np.isnan(lv):
-                last_nan = t
-            tf = float(t)
-            pre_hi_idx += np.float64(hv >= pre_hi) * (tf - pre_hi_idx)
-            pre_lo_idx += np.float64(lv <= pre_lo) * (tf - pre_lo_idx)
-            pre_hi = max(pre_hi, hv)
-            pre_lo = min(pre_lo, lv)
-            k = t - s + 1  # offset in the previous block of this window's first bar
-            hi_idx = suf_hi_idx[k] + np.float64(pre_hi >= suf_hi[k]) * (pre_hi_idx - suf_hi_idx[k])
-            lo_idx = suf_lo_idx[k] + np.float64(pre_lo <= suf_lo[k]) * (pre_lo_idx - suf_lo_idx[k])
-            valid = t - last_nan > w
-            if oscillator:
-                res_osc[t] = factor * (hi_idx - lo_idx) if valid else np.nan
-            else:
-                res_up[t] = factor * (w - (tf - hi_idx)) if valid else np.nan
-                res_down[t] = factor * (w - (tf - lo_idx)) if valid else np.nan
-        # Suffix extremes of this block, for the next one (strict: ties keep the later bar).
-        best_hi = -np.inf
-        best_hi_idx = 0.0
-        best_lo = np.inf
-        best_lo_idx = 0.0
-        for j in range(e - 1, s - 1, -1):
-            hv = high[j]
-            lv = low[j]
-            jf = float(j)
-            best_hi_idx += np.float64(hv > best_hi) * (jf - best_hi_idx)
-            best_lo_idx += np.float64(lv < best_lo) * (jf - best_lo_idx)
-            best_hi = max(best_hi, hv)
-            best_lo = min(best_lo, lv)
-            suf_hi[j - s] = best_hi
-            suf_hi_idx[j - s] = best_hi_idx
-            suf_lo[j - s] = best_lo
-            suf_lo_idx[j - s] = best_lo_idx
-
-
-@njit(cache=True)
-def _midpoint_pass(high: np.ndarray, low: np.ndarray, w: int, res: np.ndarray) -> None:
-    """res[t] = (max(high[t-w+1..t]) + min(low[t-w+1..t])) / 2; NaN if the window holds one."""
-    # Same van Herk / Gil-Werman blocks as _aroon_pass, on values only. A NaN can only reach
-    # the extremes of windows that contain it, and those are NaN'd anyway.
-    n = high.shape[0]
-    suf_hi = np.full(w + 1, -np.inf)
-    suf_lo = np.full(w + 1, np.inf)
-    last_nan = -1
-    for s in range(0, n, w):
-        e = min(s + w, n)
-        pre_hi = -np.inf
-        pre_lo = np.inf
-        for t in range(s, e):
-            hv = high[t]
-            lv = low[t]
-            if np.isnan(hv) or np.isnan(lv):
-                last_nan = t
-            pre_hi = max(pre_hi, hv)
-            pre_lo = min(pre_lo, lv)
-            k = t - s + 1
-            mid = (max(pre_hi, suf_hi[k]) + min(pre_lo, suf_lo[k])) / 2.0
-            res[t] = mid if t - last_nan >= w else np.nan
-        best_hi = -np.inf
-        best_lo = np.inf
-        for j in range(e - 1, s - 1, -1):
-            best_hi = max(best_hi, high[j])
-            best_lo = min(best_lo, low[j])
-            suf_hi[j - s] = best_hi
-            suf_lo[j - s] = best_lo
 
 
 @njit(cache=True)
