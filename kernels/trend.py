@@ -84,9 +84,12 @@ def _first_finite_triple(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> int:
 
 
 @njit(cache=True, fastmath={"contract"})
-def _sliding_average(values: np.ndarray, w: int, weighted: bool, res: np.ndarray) -> np.ndarray:
+def _sliding_average(
+    values: np.ndarray, w: int, weighted: bool, out: np.ndarray | None
+) -> np.ndarray:
     """Shared loop of sma / wma: running (weighted) window sums, recomputed on a schedule."""
     n = values.shape[0]
+    res = np.empty(n) if out is None else out
     interval = max(RECOMPUTE_MIN_BARS, RECOMPUTE_WINDOWS * w)
     scale = 1.0 / (w * (w + 1) / 2.0) if weighted else 1.0 / w
     weight = float(w)
@@ -139,8 +142,7 @@ def sma(values: np.ndarray, window_bars: int, out: np.ndarray | None = None) -> 
     # and runs at about twice TA-Lib's time; this one is a plain running sum.
     if window_bars < 1:
         raise ValueError("sma: window_bars must be >= 1")
-    res = np.empty(values.shape[0]) if out is None else out
-    return _sliding_average(values, window_bars, False, res)
+    return _sliding_average(values, window_bars, False, out)
 
 
 @njit(cache=True)
@@ -148,14 +150,14 @@ def wma(values: np.ndarray, window_bars: int, out: np.ndarray | None = None) -> 
     """Linearly weighted moving average (weights 1..n); matches ``talib.WMA(values, n)``."""
     if window_bars < 1:
         raise ValueError("wma: window_bars must be >= 1")
-    res = np.empty(values.shape[0]) if out is None else out
-    return _sliding_average(values, window_bars, True, res)
+    return _sliding_average(values, window_bars, True, out)
 
 
 @njit(cache=True, fastmath={"contract"})
-def _ema_chain(values: np.ndarray, span: int, mode: int, res: np.ndarray) -> np.ndarray:
+def _ema_chain(values: np.ndarray, span: int, mode: int, out: np.ndarray | None) -> np.ndarray:
     """Shared loop of dema / tema / trix: EMA of EMA (of EMA), each stage seeded like TA-Lib."""
     n = values.shape[0]
+    res = np.empty(n) if out is None else out
     depth = 2 if mode == _DEMA else 3
     m = span - 1
     start = _first_finite(values)
@@ -215,8 +217,7 @@ def dema(values: np.ndarray, span_bars: int, out: np.ndarray | None = None) -> n
     """Double EMA, 2*e1 - e2; matches ``talib.DEMA(values, span_bars)``."""
     if span_bars < 1:
         raise ValueError("dema: span_bars must be >= 1")
-    res = np.empty(values.shape[0]) if out is None else out
-    return _ema_chain(values, span_bars, _DEMA, res)
+    return _ema_chain(values, span_bars, _DEMA, out)
 
 
 @njit(cache=True)
@@ -224,8 +225,7 @@ def tema(values: np.ndarray, span_bars: int, out: np.ndarray | None = None) -> n
     """Triple EMA, 3*(e1 - e2) + e3; matches ``talib.TEMA(values, span_bars)``."""
     if span_bars < 1:
         raise ValueError("tema: span_bars must be >= 1")
-    res = np.empty(values.shape[0]) if out is None else out
-    return _ema_chain(values, span_bars, _TEMA, res)
+    return _ema_chain(values, span_bars, _TEMA, out)
 
 
 @njit(cache=True)
@@ -233,8 +233,7 @@ def trix(values: np.ndarray, span_bars: int, out: np.ndarray | None = None) -> n
     """1-bar percent change of the triple EMA; matches ``talib.TRIX(values, span_bars)``."""
     if span_bars < 1:
         raise ValueError("trix: span_bars must be >= 1")
-    res = np.empty(values.shape[0]) if out is None else out
-    return _ema_chain(values, span_bars, _TRIX, res)
+    return _ema_chain(values, span_bars, _TRIX, out)
 
 
 @njit(cache=True)
