@@ -647,19 +647,27 @@ def mfi(
 # --- differences over window_bars ----------------------------------------------------------
 
 
+# Inlined: the loops over an array returned by a call ran about 10% slower (roc, momentum).
+@njit(cache=True, inline="always")
+def _lagged_output(
+    values: np.ndarray, window_bars: int, out: np.ndarray | None
+) -> tuple[np.ndarray, int]:
+    """The output array, NaN up to the first bar window_bars after the first finite value;
+    returns it and that bar (at least len(values) when there is none)."""
+    n = values.shape[0]
+    res = _output(out, n)
+    first = _first_finite(values) + window_bars
+    res[: min(first, n)] = np.nan
+    return res, first
+
+
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def roc(values: np.ndarray, window_bars: int, out: np.ndarray | None = None) -> np.ndarray:
     """Rate of change in percent; matches ``talib.ROC(values, window_bars)``."""
     if window_bars < 1:
         raise ValueError("roc: window_bars must be >= 1")
-    n = values.shape[0]
-    res = _output(out, n)
-    first = _first_finite(values) + window_bars
-    if first >= n:
-        res[:] = np.nan
-        return res
-    res[:first] = np.nan
-    for i in range(first, n):
+    res, first = _lagged_output(values, window_bars, out)
+    for i in range(first, values.shape[0]):
         prev = values[i - window_bars]
         res[i] = (values[i] / prev - 1.0) * 100.0 if prev != 0.0 else 0.0
     return res
@@ -670,13 +678,7 @@ def momentum(values: np.ndarray, window_bars: int, out: np.ndarray | None = None
     """Difference over window_bars; matches ``talib.MOM(values, window_bars)``."""
     if window_bars < 1:
         raise ValueError("momentum: window_bars must be >= 1")
-    n = values.shape[0]
-    res = _output(out, n)
-    first = _first_finite(values) + window_bars
-    if first >= n:
-        res[:] = np.nan
-        return res
-    res[:first] = np.nan
-    for i in range(first, n):
+    res, first = _lagged_output(values, window_bars, out)
+    for i in range(first, values.shape[0]):
         res[i] = values[i] - values[i - window_bars]
     return res
