@@ -29,21 +29,25 @@ can collapse in one bar (the last volatile value leaving the window) and the k -
 before the next check would be written with the ratio unbounded. It costs a multiply, a
 compare and a well-predicted branch per bar.
 
-``rolling_std`` / ``rolling_zscore`` run in chunks of ``_CHUNK_BARS`` bars. A vectorised scan
-of the chunk (and the window before it) checks that it is all finite and holds no constant
-window; such a chunk runs a loop with no NaN or tie bookkeeping, one add per running sum on
-the loop-carried chain and no division (1/w and 1/(w - ddof) are hoisted); other chunks run
-the general loop, whose arithmetic on finite bars is bit for bit the same, so which loop ran
-a bar never changes its output. In a clean chunk ``rolling_zscore`` leaves x - mean and the
-std per bar and divides in one vectorised loop at the end of the chunk (a scalar division
-per bar was the serial loop's bottleneck). The loop stops where the drift test fires and the caller
-re-anchors there. A re-anchor takes as the new anchor the running mean of the current window
-(anchor + s1 / count: its error is about k * eps * max|deviation| / w after k bars, far below
-the spread, so the ratio above stays ~0) and recomputes the sums about it in one pass; the
-first window (and any window whose running mean is not finite, e.g. after an inf) uses a
-two-pass mean. The variance is w * var = s2 - s1**2 / w, clipped at 0; the square root is
-taken in the loop, where it overlaps the loop-carried adds (a separate vectorised pass over
-the output measured slower).
+``rolling_std`` / ``rolling_zscore`` run in chunks of ``_CHUNK_BARS`` bars. A vectorised
+scan of the chunk (and the window before it) checks that it is all finite and holds no
+constant window; such a chunk runs a loop with no NaN or tie bookkeeping, one add per
+running sum on the loop-carried chain and no division (1/w and 1/(w - ddof) are hoisted);
+other chunks run the general loop, whose arithmetic on finite bars is bit for bit the same,
+so which loop ran a bar never changes its output. After a clean chunk the next one runs the
+clean loop first and is scanned afterwards, from cache (scanned first, the chunk came from
+memory through the scan rather than through the slower loop, which hides the latency: ~6 ms
+of ~37 at 10M); if that scan fails, the chunk runs again in the general loop from the state
+saved before it. In a clean chunk ``rolling_zscore`` leaves x - mean and the std per bar and
+divides in one vectorised loop at the end of the chunk (a scalar division per bar bounded
+the serial loop). The loop stops where the drift test fires and the caller re-anchors there.
+A re-anchor takes as the new anchor the running mean of the current window (anchor + s1 /
+count: its error is about k * eps * max|deviation| / w after k bars, far below the spread,
+so the ratio above stays ~0) and recomputes the sums about it in one pass; the first window
+(and any window whose running mean is not finite, e.g. after an inf) uses a two-pass mean.
+The variance is w * var = s2 - s1**2 / w, clipped at 0; the square root is taken in the
+loop, where it overlaps the loop-carried adds (a separate vectorised pass over the output
+measured slower).
 
 Measured on 1M-bar random walks at 1e8 and 1e-8, within 2e-12 of a two-pass brute force for
 windows 2 to 500 (pandas drifts to 1e-7 at window 3, a running sum re-anchored every 1024
@@ -58,10 +62,11 @@ index, the drift test and the anchor only on bars up to the current one, and the
 only picks between two loops that agree bit for bit, so the kernels are exactly causal:
 ``f(x[:t])[-1] == f(x)[t-1]`` bit for bit.
 
-Speed (10M bars, window 20, numpy-allocated ``out``, medians of interleaved runs on the
-2-vCPU machine of ``PERF_NOTES.md``): ``rolling_std`` ~0.8x ``talib.STDDEV(x, 20, 1)``
-(was 1.4x), ``rolling_zscore`` ~1.0x STDDEV (~47 ms min CPU time; was ~52 ms with the
-division in the serial loop, and 1.7x before the clean loop).
+Speed (10M bars, window 20, numpy-allocated ``out``, interleaved runs on the 2-vCPU machine
+of ``PERF_NOTES.md``, min CPU time): ``rolling_std`` ~31 ms (~0.65x ``talib.STDDEV(x, 20,
+1)``; 37 ms with the scan before the loop, 1.4x STDDEV before the clean loop),
+``rolling_zscore`` ~44 ms (49 ms with the scan first, 52 ms with the division in the serial
+loop, 1.7x STDDEV before the clean loop).
 """
 
 from __future__ import annotations
@@ -410,14 +415,92 @@ def _span_general(
 
 
 @njit(cache=True, error_model="numpy")
+def _chunk_clean(
+    values: np.ndarray,
+    res: np.ndarray,
+    tmp: np.ndarray,
+    c0: int,
+    c1: int,
+    anchor: float,
+    s1: float,
+    s2: float,
+    n_nan: int,
+    reanchor: int,
+    stepped: bool,
+    w: int,
+    interval: int,
+    inv_w: float,
+    inv_dof: float,
+    floor_w: float,
+    zscore: bool,
+) -> tuple[float, float, float, int, int, bool]:
+    """Bars c0..c1-1 of ``_rolling_var_pass`` in a chunk that ``_is_clean`` passed.
+
+    The loop of the general chunks minus the NaN and run bookkeeping. It returns the state
+    (anchor, s1, s2, NaN count, next re-anchor, stepped) rather than updating the caller's,
+    so the caller can drop it when the chunk turns out not to be clean. Same operations on
+    every bar, so the outputs are bit for bit those of the general loop.
+    """
+    i = c0
+    while i < c1:
+        if i == reanchor:
+            if i > w - 1:
+                # The new anchor: the running mean of this bar's window (see the module
+                # docstring), then the sums about it in one exact pass; the two-pass mean if
+                # it is not finite.
+                if not stepped:
+                    s1 += (values[i] - anchor) - (values[i - w] - anchor)
+                anchor += s1 / (w - n_nan)
+                if np.isfinite(anchor):
+                    s1, s2, n_nan = _sums_about(values[i - w + 1 : i + 1], anchor)
+                else:
+                    anchor, s1, s2, n_nan = _anchor_window_fast(values, i - w + 1, i + 1)
+            var = (s2 - s1 * s1 * inv_w) * inv_dof
+            if var < 0.0:
+                var = 0.0
+            std = np.sqrt(var)
+            if zscore:  # as _span_clean: _finish_clean below divides
+                res[i] = (values[i] - anchor) - s1 * inv_w
+                tmp[i - c0] = std
+            else:
+                res[i] = std
+            i += 1
+            reanchor = (i + interval - 1) // interval * interval  # next multiple
+            stepped = False
+            continue
+        hi = min(c1, reanchor)
+        s1, s2, stop = _span_clean(
+            values[i:hi],
+            values[i - w : hi - w],
+            res[i:hi],
+            tmp[i - c0 : hi - c0],
+            anchor,
+            s1,
+            s2,
+            inv_w,
+            inv_dof,
+            floor_w * (anchor * anchor),
+            zscore,
+        )
+        i += stop
+        if i < hi:
+            reanchor = i  # the window mean drifted from the anchor: re-anchor now
+            stepped = True  # ... and the sums already include bar i
+    if zscore:
+        _finish_clean(res[c0:c1], tmp[: c1 - c0])
+    return anchor, s1, s2, n_nan, reanchor, stepped
+
+
+@njit(cache=True, error_model="numpy")
 def _rolling_var_pass(
     values: np.ndarray, window_bars: int, ddof: int, zscore: bool, res: np.ndarray
 ) -> np.ndarray:
     """Loop of rolling_std (zscore False) and rolling_zscore (True, ddof 0).
 
-    Chunks of _CHUNK_BARS bars: a vectorised scan (``_is_clean``) picks the loop for the chunk,
-    which then runs between re-anchors: scheduled (bar w - 1, then every multiple of
-    interval), or where the span loop stops on drift.
+    Chunks of _CHUNK_BARS bars: a vectorised scan (``_is_clean``; after a clean chunk, run
+    after the clean loop rather than before it) picks the loop for the chunk, which then runs
+    between re-anchors: scheduled (bar w - 1, then every multiple of interval), or where the
+    span loop stops on drift.
     """
     n = values.shape[0]
     w = window_bars
@@ -434,10 +517,41 @@ def _rolling_var_pass(
     i = w - 1  # next bar
     reanchor = w - 1  # next bar to re-anchor at
     stepped = False  # whether the sums include bar `reanchor` already
+    verified = False  # whether the previous chunk was clean
     while i < n:
         c0 = i
         c1 = min(n, i + _CHUNK_BARS)
-        clean = _is_clean(values, i, c1, w)
+        # After a clean chunk, run the clean loop first and scan the chunk after it, while it
+        # is still in cache: scanned first, it was read from memory by the scan and not by
+        # the (slower) loop, which hides the memory latency (~15% of the kernel, measured).
+        # If the scan fails, the state from before the chunk is still here: the general loop
+        # runs the chunk again and overwrites its outputs.
+        if verified or _is_clean(values, i, c1, w):
+            state = _chunk_clean(
+                values,
+                res,
+                tmp,
+                c0,
+                c1,
+                anchor,
+                s1,
+                s2,
+                n_nan,
+                reanchor,
+                stepped,
+                w,
+                interval,
+                inv_w,
+                inv_dof,
+                floor_w,
+                zscore,
+            )
+            if not verified or _is_clean(values, c0, c1, w):
+                anchor, s1, s2, n_nan, reanchor, stepped = state
+                i = c1
+                verified = True
+                continue
+        verified = False
         while i < c1:
             if i == reanchor:
                 if i > w - 1:
@@ -458,66 +572,40 @@ def _rolling_var_pass(
                     else:
                         anchor, s1, s2, n_nan = _anchor_window_fast(values, i - w + 1, i + 1)
                 var = (s2 - s1 * s1 * inv_w) * inv_dof
-                if var < 0.0 or (not clean and _run_length(values, i, w) >= w):
+                if var < 0.0 or _run_length(values, i, w) >= w:
                     var = 0.0
                 std = np.sqrt(var)
-                if clean and zscore:  # as _span_clean: _finish_clean below divides
-                    res[i] = (values[i] - anchor) - s1 * inv_w
-                    tmp[i - c0] = std
-                elif n_nan > 0:
+                if n_nan > 0:
                     res[i] = np.nan
+                elif zscore:
+                    res[i] = ((values[i] - anchor) - s1 * inv_w) / std if std > 0.0 else np.nan
                 else:
-                    if zscore:
-                        res[i] = ((values[i] - anchor) - s1 * inv_w) / std if std > 0.0 else np.nan
-                    else:
-                        res[i] = std
+                    res[i] = std
                 i += 1
                 reanchor = (i + interval - 1) // interval * interval  # next multiple
                 stepped = False
                 continue
             hi = min(c1, reanchor)
-            new = values[i:hi]
-            gone = values[i - w : hi - w]
-            out = res[i:hi]
-            floor = floor_w * (anchor * anchor)
-            if clean:
-                s1, s2, stop = _span_clean(
-                    new,
-                    gone,
-                    out,
-                    tmp[i - c0 : hi - c0],
-                    anchor,
-                    s1,
-                    s2,
-                    inv_w,
-                    inv_dof,
-                    floor,
-                    zscore,
-                )
-            else:
-                run = _run_length(values, i - 1, w)
-                s1, s2, n_nan, stop = _span_general(
-                    new,
-                    gone,
-                    out,
-                    anchor,
-                    s1,
-                    s2,
-                    n_nan,
-                    run,
-                    values[i - 1],
-                    w,
-                    inv_w,
-                    inv_dof,
-                    floor,
-                    zscore,
-                )
+            s1, s2, n_nan, stop = _span_general(
+                values[i:hi],
+                values[i - w : hi - w],
+                res[i:hi],
+                anchor,
+                s1,
+                s2,
+                n_nan,
+                _run_length(values, i - 1, w),
+                values[i - 1],
+                w,
+                inv_w,
+                inv_dof,
+                floor_w * (anchor * anchor),
+                zscore,
+            )
             i += stop
             if i < hi:
                 reanchor = i  # the window mean drifted from the anchor: re-anchor now
                 stepped = True  # ... and the sums already include bar i
-        if clean and zscore:
-            _finish_clean(res[c0:c1], tmp[: c1 - c0])
     return res
 
 
