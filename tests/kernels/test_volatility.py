@@ -270,6 +270,47 @@ def test_range_volatility_matches_pandas_and_brute_force(window: int) -> None:
         assert_close(actual, brute, rtol=1e-9)
 
 
+@pytest.mark.parametrize("window", [5, 20, 300])
+def test_realised_volatility_loops_agree_across_chunks(window: int) -> None:
+    # Past the first chunks (1024 bars), a NaN and a flat stretch send some chunks to the
+    # general loop and the rest to the clean one; every prefix must agree bit for bit with the
+    # full run, and both loops must match the brute force.
+    open_, high, low, close, _ = random_ohlcv(6000, seed=window)
+    for x in (open_, high, low, close):
+        x[3000] = np.nan
+    flat = slice(5000, 5000 + window + 5)
+    open_[flat] = high[flat] = low[flat] = close[flat] = close[5000]
+    kernels = (
+        lambda o, h, lo, c: close_to_close_volatility(c, window),
+        lambda o, h, lo, c: parkinson_volatility(h, lo, window),
+        lambda o, h, lo, c: garman_klass_volatility(o, h, lo, c, window),
+    )
+    for kernel in kernels:
+        full = kernel(open_, high, low, close)
+        for cut in (1023, 1024, 1025, 2049, 3000, 3001, 3100, 5001, 5000 + window + 1, 5999):
+            prefix = kernel(*(x[:cut].copy() for x in (open_, high, low, close)))
+            np.testing.assert_array_equal(prefix, full[:cut])
+    returns = np.r_[np.nan, np.log(close[1:] / close[:-1])]
+    hl = np.log(high / low)
+    co = np.log(close / open_)
+    expected = (
+        brute_mean_std(returns, window, ddof=1)[1],
+        np.sqrt(brute_mean_std(hl**2 / (4 * np.log(2)), window)[0]),
+        np.sqrt(
+            np.maximum(brute_mean_std(0.5 * hl**2 - (2 * np.log(2) - 1) * co**2, window)[0], 0)
+        ),
+    )
+    for k, (kernel, brute) in enumerate(zip(kernels, expected, strict=True)):
+        actual = kernel(open_, high, low, close)
+        assert_same_nan(actual, brute)
+        if k == 0:  # the std's exact zero on a constant window (pandas' rule)
+            assert (actual[5000 + window : 5000 + window + 5] == 0.0).all()
+        # The range estimators take the square root of a rolling mean: on the flat windows
+        # that mean is a rounding residue (~1e-20 after bars of ~1e-5), so the vol is ~1e-10.
+        atol = 1e-12 if k == 0 else 1e-9
+        np.testing.assert_allclose(actual, brute, rtol=1e-9, atol=atol, equal_nan=True)
+
+
 def test_volatility_is_per_bar() -> None:
     """A lognormal walk with per-bar sigma 0.01 gives estimates near 0.01, not annualised."""
     close = random_ohlcv(200_000, seed=11, vol=0.01)[3]
