@@ -157,54 +157,46 @@ def validate_page(
         raise DataError(f"{where}: a column has the wrong type: {exc}") from None
     if frame.height == 0:
         return frame
-    for column in schema:
-        if column == "mark_price":
-            continue
-        nulls = frame[column].is_null()
-        if nulls.any():
-            row = int(nulls.arg_max())
+    nulls = [c for c in schema if c != "mark_price"]
+    null_hits = frame.select(pl.col(c).is_null().any() for c in nulls).row(0)
+    for column, hit in zip(nulls, null_hits, strict=True):
+        if hit:
+            row = int(frame[column].is_null().arg_max())
             raise DataError(f"{where}: field {column!r} is missing (null) at row {row}")
     frame = frame.sort("ts")
-    for column in _PRICES[dataset]:
-        values = frame[column]
-        _check(
-            frame,
-            ~(values.is_finite() & (values > 0)),
-            where,
-            column,
-            "is not a positive finite price",
-        )
+    rules = _rules(dataset, interval_ms, start_ms, end_ms)
+    # One pass evaluates every rule; only a page that breaks one is looked at again.
+    hits = frame.select(bad.any().alias(str(i)) for i, (_, _, bad) in enumerate(rules)).row(0)
+    for (field, problem, bad), hit in zip(rules, hits, strict=True):
+        if hit:
+            _fail(frame, frame.select(bad).to_series(), where=where, field=field, problem=problem)
+    return frame
+
+
+def _rules(
+    dataset: str, interval_ms: int | None, start_ms: int | None, end_ms: int | None
+) -> list[tuple[str, str, pl.Expr]]:
+    """(field, problem, expression true on a bad row) for a page, in the order they are told."""
+    ts = pl.col("ts")
+    rules = [
+        (c, "is not a positive finite price", ~(pl.col(c).is_finite() & (pl.col(c) > 0)))
+        for c in _PRICES[dataset]
+    ]
     if dataset == "bars":
-        volume = frame["volume"]
-        _check(
-            frame,
-            ~(volume.is_finite() & (volume >= 0)),
-            where,
-            "volume",
-            "is not a finite volume >= 0",
+        volume = pl.col("volume")
+        rules.append(
+            ("volume", "is not a finite volume >= 0", ~(volume.is_finite() & (volume >= 0)))
         )
         if interval_ms is not None:
-            _check(
-                frame,
-                frame["ts"] % interval_ms != 0,
-                where,
-                "ts",
-                f"is off the {interval_ms} ms grid",
-            )
+            rules.append(("ts", f"is off the {interval_ms} ms grid", ts % interval_ms != 0))
     else:
-        rate = frame["funding_rate"]
-        _check(frame, ~rate.is_finite(), where, "funding_rate", "is not finite")
+        rules.append(("funding_rate", "is not finite", ~pl.col("funding_rate").is_finite()))
     if start_ms is not None:
-        _check(
-            frame, frame["ts"] < start_ms, where, "ts", f"is before the requested start {start_ms}"
-        )
+        rules.append(("ts", f"is before the requested start {start_ms}", ts < start_ms))
     if end_ms is not None:
-        _check(
-            frame, frame["ts"] >= end_ms, where, "ts", f"is at or after the requested end {end_ms}"
-        )
-    duplicated = frame["ts"].is_duplicated()
-    _check(frame, duplicated, where, "ts", "appears more than once in the page")
-    return frame
+        rules.append(("ts", f"is at or after the requested end {end_ms}", ts >= end_ms))
+    rules.append(("ts", "appears more than once in the page", ts.is_duplicated()))
+    return rules
 
 
 def _check(frame: pl.DataFrame, bad: pl.Series, where: str, field: str, problem: str) -> None:

@@ -266,7 +266,7 @@ def test_a_candle_still_open_is_not_yielded(fresh: ExchangeServer) -> None:
         (Fault("not_json", nth=(1,)), "bad_json"),
         (Fault("drop", nth=(2,)), "dropped"),
         (Fault("drop_mid_body", nth=(3,)), "dropped"),
-        (Fault("slow", nth=(2,), delay_s=0.6), "timeout"),
+        (Fault("slow", nth=(2,), delay_s=4.0), "timeout"),
     ],
     ids=lambda value: value.kind if isinstance(value, Fault) else value,
 )
@@ -274,7 +274,7 @@ def test_a_transient_fault_heals_to_exactly_the_served_rows(
     fresh: ExchangeServer, fault: Fault, cause: str
 ) -> None:
     fresh.set_faults(fault)
-    with _source(fresh, timeout_s=0.3) as source:
+    with _source(fresh, timeout_s=2.0) as source:
         got = _collect(source)
         stats = source.client.stats
     assert_frame_equal(got, _served(fresh, "spot", "BTCUSDT", START_MS, END_MS))

@@ -119,7 +119,7 @@ def test_any_page_size_and_range_give_the_served_rows(
         (Fault("503", nth=(1, 4)), "5xx"),
         (Fault("truncate", nth=(3,)), "bad_json"),
         (Fault("drop", nth=(2,)), "dropped"),
-        (Fault("slow", nth=(1,), delay_s=0.6), "timeout"),
+        (Fault("slow", nth=(1,), delay_s=4.0), "timeout"),
     ],
     ids=lambda value: value.kind if isinstance(value, Fault) else value,
 )
@@ -127,7 +127,7 @@ def test_a_transient_fault_heals_to_exactly_the_served_rows(
     fresh: ExchangeServer, fault: Fault, cause: str
 ) -> None:
     fresh.set_faults(fault)
-    with _source(fresh, timeout_s=0.3) as source:
+    with _source(fresh, timeout_s=2.0) as source:
         got = _collect(source)
         stats = source.client.stats
     assert_frame_equal(got, _served(fresh, START_MS, END_MS))

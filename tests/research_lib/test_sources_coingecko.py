@@ -114,7 +114,7 @@ def test_any_range_gives_the_served_points(server: ExchangeServer, start: int, l
         (Fault("500", nth=(2,)), "5xx"),
         (Fault("truncate", nth=(3,)), "bad_json"),
         (Fault("drop", nth=(1,)), "dropped"),
-        (Fault("slow", nth=(2,), delay_s=0.6), "timeout"),
+        (Fault("slow", nth=(2,), delay_s=4.0), "timeout"),
     ],
     ids=lambda value: value.kind if isinstance(value, Fault) else value,
 )
@@ -122,7 +122,7 @@ def test_a_transient_fault_heals_to_exactly_the_served_points(
     fresh: ExchangeServer, fault: Fault, cause: str
 ) -> None:
     fresh.set_faults(fault)
-    with _source(fresh, timeout_s=0.3) as source:
+    with _source(fresh, timeout_s=2.0) as source:
         got = _collect(source)
         assert source.client.stats["retries"] == {cause: 1}
     assert_frame_equal(got, _served(fresh, START_MS, END_MS))

@@ -139,8 +139,8 @@ def test_a_ban_longer_than_max_retry_after_raises_at_once_saying_how_long(
 
 def test_a_slow_response_times_out_and_the_retry_succeeds(fresh: ExchangeServer) -> None:
     expected = _clean_body(fresh)
-    fresh.set_faults(Fault("slow", nth=(1,), delay_s=1.0))
-    with _client(fresh, timeout_s=0.2) as client:
+    fresh.set_faults(Fault("slow", nth=(1,), delay_s=4.0))
+    with _client(fresh, timeout_s=2.0) as client:
         assert client.get_json(PATH, PARAMS) == expected
         assert client.stats["retries"] == {"timeout": 1}
 

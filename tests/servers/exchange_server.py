@@ -295,7 +295,14 @@ class ExchangeServer:
         self.stop()
 
     def set_faults(self, *faults: Fault) -> None:
-        """Replace the faults, clear the request log and numbering, and reset the weights."""
+        """Replace the faults, clear the request log and numbering, and reset the weights.
+
+        First waits (up to 10 s) for requests still in flight, such as a slow response whose
+        client already timed out, so that they do not count against the next test.
+        """
+        deadline = time.monotonic() + 10.0
+        while self.in_flight > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
         with self._lock:
             self.faults = list(faults)
             self.requests = []
