@@ -294,6 +294,7 @@ def _collect(
             )
             ranges = missing_ranges(market.start_ms, end_ms, covered)
             tasks.append(_Task(dataset, symbol, interval, step_ms, partition, ranges))
+    first_files = [d for d in {t.dataset for t in tasks} | {"collect_log"} if not lake.files(d)]
     total = sum((b - a) / t.step_ms for t in tasks for a, b in t.ranges)
     collector = _Collector(market, lake, source, flush_rows)
     by_symbol: dict[str, list[_Task]] = {}
@@ -318,9 +319,10 @@ def _collect(
         else:
             with ThreadPoolExecutor(max_workers=n_workers) as pool:
                 list(pool.map(run_symbol, by_symbol.values()))
-    if any(t.added for t in tasks) or not lake.catalog_path.exists():
-        if any(lake.files(d) for d in DATASETS):
-            lake.refresh_catalog()
+    # The catalog's views glob their dataset's files, so new files need no refresh; only a
+    # dataset's first files (its view does not exist yet) or a missing catalog do.
+    if not lake.catalog_path.exists() or any(lake.files(d) for d in first_files):
+        lake.refresh_catalog()
     summary = _summary(market, lake, tasks)
     failed = [t for t in tasks if t.error]
     if failed:
@@ -340,7 +342,11 @@ def _summary(market: MarketConfig, lake: Lake, tasks: list[_Task]) -> pl.DataFra
         }
         try:
             frame = lake.read(
-                dataset, filters=filters, start_ms=market.start_ms, end_ms=market.end_ms
+                dataset,
+                filters=filters,
+                start_ms=market.start_ms,
+                end_ms=market.end_ms,
+                columns=(),
             )
         except MissingInputError:
             continue

@@ -234,12 +234,14 @@ class Lake:
         filters: Mapping[str, str | Sequence[str]] | None = None,
         start_ms: int | None = None,
         end_ms: int | None = None,
+        columns: Sequence[str] | None = None,
     ) -> pl.DataFrame:
         """Read ``dataset`` as a polars frame, sorted by partition columns and key.
 
         ``filters`` selects partition values (one value or a list). ``start_ms``/``end_ms``
-        keep rows with ``start_ms <= ts < end_ms``. Raises ``MissingInputError`` naming the
-        stage to run first when nothing matches.
+        keep rows with ``start_ms <= ts < end_ms``. ``columns`` reads only those data
+        columns (with the partition columns and the key). Raises ``MissingInputError`` naming
+        the stage to run first when nothing matches.
         """
         spec = _spec(dataset)
         filters = dict(filters or {})
@@ -266,6 +268,11 @@ class Lake:
             scan = scan.filter(pl.col("ts") >= start_ms)
         if end_ms is not None:
             scan = scan.filter(pl.col("ts") < end_ms)
+        if columns is not None:
+            keep = dict.fromkeys([*spec.partition_by, *spec.key, *columns])
+            if spec.monthly:
+                keep["month"] = None
+            scan = scan.select(list(keep))
         frame = scan.collect()
         if spec.monthly:
             frame = frame.drop("month")

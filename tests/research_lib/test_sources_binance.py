@@ -464,3 +464,59 @@ def test_closing_the_page_iterator_early_stops_fetching(fresh: ExchangeServer) -
         time.sleep(0.2)
     assert first["ts"][-1] < second["ts"][0]
     assert len(fresh.requests) == sent <= 2 + 2 * 2 + 2  # first, then a bounded prefetch
+
+
+# --- the CSV fast path of kline bodies ----------------------------------------------------
+
+_PRICE = st.floats(min_value=1e-12, max_value=1e12, allow_nan=False, allow_infinity=False)
+
+
+def _kline_body(rows: list[tuple[float, ...]], fmt) -> bytes:
+    parts = []
+    for k, (o, h, lo, c, v) in enumerate(rows):
+        ts = 1_600_000_000_000 + k * 3_600_000
+        fields = [str(ts), *(f'"{fmt(x)}"' for x in (o, h, lo, c, v)), str(ts + 3_599_999)]
+        fields += ['"1.5"', "7", '"0.5"', '"0.75"', '"0"']
+        parts.append("[" + ",".join(fields) + "]")
+    return ("[" + ",".join(parts) + "]").encode()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(st.tuples(_PRICE, _PRICE, _PRICE, _PRICE, _PRICE), min_size=1, max_size=40),
+    fmt=st.sampled_from([repr, lambda x: f"{x:.8f}", lambda x: f"{x:.2e}"]),
+)
+def test_the_csv_fast_path_reads_exactly_what_json_and_float_read(rows, fmt) -> None:
+    from research_lib.sources.binance import _decode_klines
+
+    body = _kline_body(rows, fmt)
+    fast = _decode_klines(body)
+    assert isinstance(fast, pl.DataFrame)  # a well-formed body takes the fast path
+    slow, close_ms = parse_klines(__import__("json").loads(body), symbol="X", where="t")
+    assert_frame_equal(fast.select(slow.drop("symbol").columns), slow.drop("symbol"))
+    assert fast["closeTime"].to_list() == close_ms.to_list()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[[1600000000000,"1","2","0.5","1.5","3",1600003599999,"1",7,"1","1"]]',  # 11 fields
+        b'[[1600000000000,"n/a","2","0.5","1.5","3",1600003599999,"1",7,"1","1","0"]]',
+        b'[[1600000000000,"1,5","2","0.5","1.5","3",1600003599999,"1",7,"1","1","0"]]',
+        b'[ [1600000000000,"1","2","0.5","1.5","3",1600003599999,"1",7,"1","1","0"] ]',
+        b'{"code":-1,"msg":"x"}',
+    ],
+    ids=["short-row", "word", "comma", "spaces", "object"],
+)
+def test_anything_unusual_leaves_the_fast_path_for_json(body: bytes) -> None:
+    from research_lib.sources.binance import _decode_klines
+
+    assert not isinstance(_decode_klines(body), pl.DataFrame)
+
+
+def test_a_truncated_body_is_not_json_so_the_client_retries_it() -> None:
+    from research_lib.sources.binance import _decode_klines
+
+    body = _kline_body([(1.0, 2.0, 0.5, 1.5, 3.0)] * 3, repr)
+    with pytest.raises(ValueError):
+        _decode_klines(body[: len(body) // 2])
