@@ -44,16 +44,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# The window primitives are re-exported for kernels.volatility until it imports them from
-# kernels._windows.
-from kernels._windows import (  # noqa: F401
-    _max_first,
-    _max_step,
-    _min_first,
-    _min_step,
-    _overlaps,
-    _run_extremes,
-)
+from kernels._windows import _overlaps, _run_extremes
 from kernels.rolling import (
     DIRECT_MAX_WINDOW,
     REANCHOR_MIN_BARS,

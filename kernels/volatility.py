@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels.momentum import _max_first, _max_step, _min_first, _min_step, _overlaps
+from kernels._windows import _max_into, _min_into, _nan_windows, _overlaps, _run_extremes
 from kernels.realised import (  # noqa: F401  (re-exported: realised volatility lives there)
     close_to_close_volatility,
     garman_klass_volatility,
@@ -364,37 +364,6 @@ DONCHIAN_CHUNK_BARS = 1024
 
 
 @njit(cache=True, error_model="numpy")
-def _max_into(runs: np.ndarray, w: int, k: int, dst: np.ndarray) -> None:
-    """dst[u] = max(runs[w - 1 + u], runs[w - 1 - k + u]): two runs cover each window."""
-    m = dst.shape[0]
-    cur = runs[w - 1 : w - 1 + m]
-    back = runs[w - 1 - k : w - 1 - k + m]
-    for u in range(m):
-        dst[u] = max(cur[u], back[u])
-
-
-@njit(cache=True, error_model="numpy")
-def _min_into(runs: np.ndarray, w: int, k: int, dst: np.ndarray) -> None:
-    """dst[u] = min(runs[w - 1 + u], runs[w - 1 - k + u]): two runs cover each window."""
-    m = dst.shape[0]
-    cur = runs[w - 1 : w - 1 + m]
-    back = runs[w - 1 - k : w - 1 - k + m]
-    for u in range(m):
-        dst[u] = min(cur[u], back[u])
-
-
-@njit(cache=True, error_model="numpy")
-def _nan_windows(values: np.ndarray, w: int, s: int, e: int, dst: np.ndarray) -> None:
-    """dst[i] = NaN for s <= i < e where values[i - w + 1 : i + 1] holds a NaN."""
-    last = -1  # the last NaN bar seen
-    for j in range(s - w + 1, e):
-        if np.isnan(values[j]):
-            last = j
-        if j >= s and last > j - w and last >= 0:
-            dst[j] = np.nan
-
-
-@njit(cache=True, error_model="numpy")
 def _donchian_pass(
     high: np.ndarray,
     low: np.ndarray,
@@ -425,36 +394,14 @@ def _donchian_pass(
         return
     chunk = DONCHIAN_CHUNK_BARS
     bufs = np.empty((4, chunk + w))
-    a_hi = bufs[0]
-    a_lo = bufs[1]
-    b_hi = bufs[2]
-    b_lo = bufs[3]
     for s in range(first, n, chunk):
         e = min(s + chunk, n)
-        base = s - w + 1
-        m = e - base
-        bad_hi = _max_first(high[base:e], a_hi)
-        bad_lo = _min_first(low[base:e], a_lo)
-        d = 2
-        in_a = True
-        while 2 * d <= w:
-            if in_a:
-                _max_step(a_hi, b_hi, d, m)
-                _min_step(a_lo, b_lo, d, m)
-            else:
-                _max_step(b_hi, a_hi, d, m)
-                _min_step(b_lo, a_lo, d, m)
-            in_a = not in_a
-            d *= 2
-        if in_a:
-            _max_into(a_hi, w, w - d, upper[s:e])
-            _min_into(a_lo, w, w - d, lower[s:e])
-        else:
-            _max_into(b_hi, w, w - d, upper[s:e])
-            _min_into(b_lo, w, w - d, lower[s:e])
-        if bad_hi > 0:
+        run_hi, run_lo, d, nan_hi, nan_lo = _run_extremes(high, low, w, s, e, bufs)
+        _max_into(run_hi, w, w - d, upper[s:e])
+        _min_into(run_lo, w, w - d, lower[s:e])
+        if nan_hi > 0:
             _nan_windows(high, w, s, e, upper)
-        if bad_lo > 0:
+        if nan_lo > 0:
             _nan_windows(low, w, s, e, lower)
         up = upper[s:e]
         dn = lower[s:e]
