@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import signal
 import statistics
 import subprocess
@@ -23,14 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from memory import peak_rss_mb
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 REAL = ROOT.parent / "shared" / "data" / "real"
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT")
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:

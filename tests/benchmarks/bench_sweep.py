@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from memory import current_rss_mb, peak_rss_mb
 
 N_BARS = 100_000
 FEE_BPS = 10.0
@@ -39,30 +39,6 @@ def pairs() -> list[tuple[int, int]]:
 def close_prices() -> np.ndarray:
     rng = np.random.default_rng(42)
     return 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, N_BARS)))
-
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024.0  # kB
-    return float("nan")
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM).
-
-    Not ``getrusage(...).ru_maxrss``: Linux carries the parent's resident size at fork over
-    exec into it, so a child of the benchmark (which holds 10M-bar arrays) would report the
-    parent's memory.
-    """
-    peak = _status_mb("VmHWM")
-    if peak != peak:  # no /proc: fall back to getrusage (KiB on Linux)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return peak
-
-
-def current_rss_mb() -> float:
-    return _status_mb("VmRSS")
 
 
 def run_ours(close: np.ndarray, repeats: int) -> tuple[np.ndarray, list[float]]:
