@@ -37,7 +37,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from types import TracebackType
 from typing import Any
 
 import polars as pl
@@ -49,7 +48,7 @@ from research_lib.sources.base import (
     DataError,
     validate_page,
 )
-from research_lib.sources.http import HttpClient, resolve_base_url
+from research_lib.sources.http import HttpClient, HttpSource, resolve_base_url
 
 __all__ = ["BINANCE_MARKETS", "BinanceSource", "parse_funding", "parse_klines"]
 
@@ -90,7 +89,7 @@ _KLINE_FIELDS = (
 _PRICE_FIELDS = {"open": 1, "high": 2, "low": 3, "close": 4, "volume": 5}
 
 
-class BinanceSource:
+class BinanceSource(HttpSource):
     """Binance klines (spot or USDⓈ-M) and funding rates (USDⓈ-M) as validated pages.
 
     Parameters
@@ -143,22 +142,6 @@ class BinanceSource:
             weight_header=WEIGHT_HEADER,
             weight_limit=spec["weight_limit"],
         )
-
-    def close(self) -> None:
-        """Close the HTTP client if this source made it."""
-        if self._owns_client:
-            self.client.close()
-
-    def __enter__(self) -> BinanceSource:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def pages(
         self, *, dataset: str, symbol: str, interval: str, start_ms: int, end_ms: int

@@ -29,14 +29,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from types import TracebackType
 from typing import Any
 
 import polars as pl
 
 from research_lib.config import INTERVAL_MS
 from research_lib.sources.base import BARS_SCHEMA, DataError, validate_page
-from research_lib.sources.http import HttpClient, resolve_base_url
+from research_lib.sources.http import HttpClient, HttpSource, resolve_base_url
 
 __all__ = ["COINBASE_GRANULARITY_S", "CoinbaseSource", "parse_candles"]
 
@@ -47,7 +46,7 @@ COINBASE_GRANULARITY_S = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 864
 _FIELDS = ("time", "low", "high", "open", "close", "volume")
 
 
-class CoinbaseSource:
+class CoinbaseSource(HttpSource):
     """Coinbase Exchange candles as validated ``BARS_SCHEMA`` pages.
 
     Parameters
@@ -80,22 +79,6 @@ class CoinbaseSource:
         url = resolve_base_url(override=base_url, env_var=ENV_VAR, default=DEFAULT_URL)
         # Public endpoints allow about 10 requests per second per IP.
         self.client = client or HttpClient(url, venue=self.name, max_concurrency=3)
-
-    def close(self) -> None:
-        """Close the HTTP client if this source made it."""
-        if self._owns_client:
-            self.client.close()
-
-    def __enter__(self) -> CoinbaseSource:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def pages(
         self, *, dataset: str, symbol: str, interval: str, start_ms: int, end_ms: int

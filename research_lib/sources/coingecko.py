@@ -30,14 +30,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from types import TracebackType
 from typing import Any
 
 import polars as pl
 
 from research_lib.config import INTERVAL_MS
 from research_lib.sources.base import DataError, _check
-from research_lib.sources.http import HttpClient, resolve_base_url
+from research_lib.sources.http import HttpClient, HttpSource, resolve_base_url
 
 __all__ = ["COINGECKO_SCHEMA", "CoinGeckoSource", "parse_market_chart", "validate_prices"]
 
@@ -56,7 +55,7 @@ _WINDOWS = {"1h": (89 * DAY_MS, DAY_MS + 3_600_000), "1d": (365 * DAY_MS, 91 * D
 _SERIES = {"prices": "price", "market_caps": "market_cap", "total_volumes": "total_volume"}
 
 
-class CoinGeckoSource:
+class CoinGeckoSource(HttpSource):
     """CoinGecko market charts (price, market cap, volume) as validated pages.
 
     Parameters
@@ -83,22 +82,6 @@ class CoinGeckoSource:
         url = resolve_base_url(override=base_url, env_var=ENV_VAR, default=DEFAULT_URL)
         # The public API allows a handful of calls a minute: one at a time, patient backoff.
         self.client = client or HttpClient(url, venue=self.name, max_concurrency=1, backoff_s=2.0)
-
-    def close(self) -> None:
-        """Close the HTTP client if this source made it."""
-        if self._owns_client:
-            self.client.close()
-
-    def __enter__(self) -> CoinGeckoSource:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def pages(
         self, *, dataset: str, symbol: str, interval: str, start_ms: int, end_ms: int

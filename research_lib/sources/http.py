@@ -43,7 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -73,7 +73,25 @@ def resolve_base_url(*, override: str | None, env_var: str, default: str) -> str
     return url.rstrip("/")
 
 
-class HttpClient:
+class Closing:
+    """``with`` support for an object with ``close()``: the block's end closes it."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class HttpClient(Closing):
     """A retrying, rate-limited JSON-over-HTTP client for one venue (thread-safe).
 
     Parameters
@@ -180,17 +198,6 @@ class HttpClient:
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
-
-    def __enter__(self) -> HttpClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def get_json(
         self,
@@ -399,3 +406,15 @@ def _venue_message(response: httpx.Response) -> str:
 def _snippet(content: bytes) -> str:
     text = content[:_BODY_SNIPPET_CHARS].decode("utf-8", errors="replace")
     return repr(text) + ("..." if len(content) > _BODY_SNIPPET_CHARS else "")
+
+
+class HttpSource(Closing):
+    """Base of the network sources: an ``HttpClient`` they made (and close) or were lent."""
+
+    client: HttpClient
+    _owns_client: bool = True
+
+    def close(self) -> None:
+        """Close the HTTP client if this source made it."""
+        if self._owns_client:
+            self.client.close()

@@ -50,14 +50,8 @@ from urllib.parse import parse_qsl, urlsplit
 import numpy as np
 import polars as pl
 
-INTERVAL_MS = {
-    "1m": 60_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "1h": 3_600_000,
-    "4h": 14_400_000,
-    "1d": 86_400_000,
-}
+from research_lib.config import INTERVAL_MS
+
 KLINE_PATHS = {"/api/v3/klines": "spot", "/fapi/v1/klines": "usdm"}
 FUNDING_PATH = "/fapi/v1/fundingRate"
 MAX_LIMIT = {"spot": 1000, "usdm": 1500, "funding": 1000}
