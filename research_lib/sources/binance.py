@@ -34,9 +34,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
@@ -207,28 +205,9 @@ class BinanceSource(HttpSource):
         windows = [
             (lo, min(lo + span, end_ms)) for lo in range(int(first["ts"][-1]) + step, horizon, span)
         ]
-        workers = max(1, getattr(self.client, "max_concurrency", 1))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name) as pool:
-            pending: deque[Future[tuple[pl.DataFrame, bool]]] = deque()
-            try:
-                for lo, hi in windows:
-                    pending.append(pool.submit(self._klines_page, symbol, interval, lo, hi, limit))
-                    if len(pending) <= 2 * workers:
-                        continue
-                    page, still_open = pending.popleft().result()
-                    if page.height:
-                        yield page
-                    if still_open:
-                        return
-                while pending:
-                    page, still_open = pending.popleft().result()
-                    if page.height:
-                        yield page
-                    if still_open:
-                        return
-            finally:
-                for future in pending:
-                    future.cancel()
+        yield from self._in_order(
+            lambda lo, hi: self._klines_page(symbol, interval, lo, hi, limit), windows
+        )
 
     def _klines_page(
         self, symbol: str, interval: str, start_ms: int, end_ms: int, limit: int

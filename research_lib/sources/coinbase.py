@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
@@ -112,28 +110,7 @@ class CoinbaseSource(HttpSource):
         horizon = min(end_ms, now_ms - now_ms % step + step)
         span = self.page_candles * step
         windows = [(lo, min(lo + span, end_ms)) for lo in range(first, horizon, span)]
-        workers = max(1, getattr(self.client, "max_concurrency", 1))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name) as pool:
-            pending: deque[Future[tuple[pl.DataFrame, bool]]] = deque()
-            try:
-                for lo, hi in windows:
-                    pending.append(pool.submit(self._page, symbol, interval, lo, hi))
-                    if len(pending) <= 2 * workers:
-                        continue
-                    page, still_open = pending.popleft().result()
-                    if page.height:
-                        yield page
-                    if still_open:
-                        return
-                while pending:
-                    page, still_open = pending.popleft().result()
-                    if page.height:
-                        yield page
-                    if still_open:
-                        return
-            finally:
-                for future in pending:
-                    future.cancel()
+        yield from self._in_order(lambda lo, hi: self._page(symbol, interval, lo, hi), windows)
 
     def _page(
         self, symbol: str, interval: str, start_ms: int, end_ms: int

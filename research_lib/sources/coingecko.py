@@ -27,9 +27,7 @@ Examples
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import polars as pl
@@ -109,23 +107,10 @@ class CoinGeckoSource(HttpSource):
         settled_ms = int(self._clock() * 1000) - INTERVAL_MS[interval]
         horizon = min(end_ms, settled_ms)
         windows = [(lo, min(lo + window, horizon)) for lo in range(start_ms, horizon, window)]
-        workers = max(1, getattr(self.client, "max_concurrency", 1))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name) as pool:
-            pending: deque[Future[pl.DataFrame]] = deque()
-            try:
-                for lo, hi in windows:
-                    pending.append(pool.submit(self._page, symbol, interval, lo, hi))
-                    if len(pending) > 2 * workers:
-                        page = pending.popleft().result()
-                        if page.height:
-                            yield page
-                while pending:
-                    page = pending.popleft().result()
-                    if page.height:
-                        yield page
-            finally:
-                for future in pending:
-                    future.cancel()
+        # CoinGecko's settled horizon already excludes the open interval.
+        yield from self._in_order(
+            lambda lo, hi: (self._page(symbol, interval, lo, hi), False), windows
+        )
 
     def _page(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> pl.DataFrame:
         _, least_span = _WINDOWS[interval]

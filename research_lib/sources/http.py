@@ -41,11 +41,14 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
+import polars as pl
 
 from research_lib.sources.base import DataError, SourceError
 
@@ -412,9 +415,39 @@ class HttpSource(Closing):
     """Base of the network sources: an ``HttpClient`` they made (and close) or were lent."""
 
     client: HttpClient
+    name: str
     _owns_client: bool = True
 
     def close(self) -> None:
         """Close the HTTP client if this source made it."""
         if self._owns_client:
             self.client.close()
+
+    def _in_order(
+        self,
+        fetch: Callable[[int, int], tuple[pl.DataFrame, bool]],
+        windows: Sequence[tuple[int, int]],
+    ) -> Iterator[pl.DataFrame]:
+        """``fetch(lo, hi)`` of each window, run concurrently, pages yielded in window order.
+
+        Up to the client's ``max_concurrency`` requests run at once and twice that many wait
+        queued. ``fetch`` returns a page and whether it held a bar that is still open; the
+        windows after it are not read (pending ones are cancelled), nor are the rest when the
+        consumer stops early.
+        """
+        workers = max(1, getattr(self.client, "max_concurrency", 1))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=self.name) as pool:
+            pending: deque[Future[tuple[pl.DataFrame, bool]]] = deque()
+            try:
+                for window in [*windows, None]:  # None: no more windows, drain the queue
+                    if window is not None:
+                        pending.append(pool.submit(fetch, *window))
+                    while len(pending) > (2 * workers if window is not None else 0):
+                        page, still_open = pending.popleft().result()
+                        if page.height:
+                            yield page
+                        if still_open:
+                            return
+            finally:
+                for future in pending:
+                    future.cancel()
