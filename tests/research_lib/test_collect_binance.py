@@ -20,7 +20,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
-from servers.exchange_server import ExchangeServer, Fault, load_real
+from servers.exchange_server import ExchangeServer, Fault
+from servers.served_data import load_real
 
 from research_lib.collect import collect_market
 from research_lib.config import MarketConfig

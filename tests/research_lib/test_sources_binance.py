@@ -16,13 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
-from servers.exchange_server import (
-    ExchangeServer,
-    Fault,
-    load_real,
-    random_bars,
-    random_funding,
-)
+from servers.exchange_server import ExchangeServer, Fault
+from servers.served_data import load_real, random_bars, random_funding
 
 from research_lib.sources.base import (
     BARS_SCHEMA,

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
-from servers.exchange_server import ExchangeServer, Fault, random_bars
+from servers.exchange_server import ExchangeServer, Fault
+from servers.served_data import random_bars
 
 from research_lib.sources.base import BARS_SCHEMA, DataError, SourceError, fetch_all
 from research_lib.sources.coinbase import CoinbaseSource, parse_candles

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
-from servers.exchange_server import ExchangeServer, Fault, random_coingecko
+from servers.exchange_server import ExchangeServer, Fault
+from servers.served_data import random_coingecko
 
 from research_lib.sources.base import DataError, SourceError
 from research_lib.sources.coingecko import (

@@ -12,7 +12,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from servers.exchange_server import ExchangeServer, Fault, random_bars
+from servers.exchange_server import ExchangeServer, Fault
+from servers.served_data import random_bars
 
 from research_lib.sources.base import DataError, SourceError
 from research_lib.sources.http import HttpClient, resolve_base_url
