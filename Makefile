@@ -11,6 +11,10 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha25
 # pass them on, or the torch pin resolves to the CUDA build.
 FIND_LINKS := $(shell pip config list 2>/dev/null | sed -n "s/^[^=]*find-links='\(.*\)'$$/\1/p" | head -n1)
 UV_FLAGS := $(foreach f,$(FIND_LINKS),--find-links $(f))
+# The embedded chain (research_lib/chain.py): anvil and the Uniswap artifacts from npm, pinned
+# by package-lock.json. `npm ci` installs exactly the lock; anvil's postinstall (a download
+# fallback) is skipped because the binary ships in its platform package.
+NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json | sha256sum | cut -c1-12)
 DASHBOARD_PORT ?= 8866
 NBVAL_DATA := .nbval
 
@@ -31,7 +35,11 @@ $(STAMP): requirements.lock pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-setup: $(STAMP)
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+setup: $(STAMP) $(NODE_STAMP)
 
 demo: setup
 	$(PY) -m research_lib.pipeline run --profile demo

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,3 +70,16 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     assert done.returncode == 0, f"pipeline failed:\n{done.stdout}\n{done.stderr}"
     (run_dir,) = [p for p in ws.reports.iterdir() if p.is_dir()]
     yield DemoRun(ws, run_dir, done.stdout)
+
+
+@pytest.fixture(scope="session")
+def embedded_chain() -> Iterator[Any]:
+    """One embedded anvil chain (Uniswap deployed, pools open, 40 simulated blocks) per
+    session. Tests that change its state take an ``evm_snapshot`` and revert it."""
+    from research_lib.chain_market import start_embedded_chain
+
+    chain = start_embedded_chain(seed=11, n_blocks=40, progress=False)
+    try:
+        yield chain
+    finally:
+        chain.stop()
