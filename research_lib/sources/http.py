@@ -222,6 +222,24 @@ class HttpClient(Closing):
         DataError
             Retries exhausted and every failure was a 200 whose body was not JSON.
         """
+        return self._request("GET", path, params=params, body=None, decode=decode)
+
+    def post_json(
+        self, path: str, body: Any, *, decode: Callable[[bytes], Any] = json.loads
+    ) -> Any:
+        """POST ``body`` as JSON to ``path`` (JSON-RPC) and return the decoded JSON body,
+        retrying and raising as :meth:`get_json` does. The body is never logged."""
+        return self._request("POST", path, params=None, body=body, decode=decode)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None,
+        body: Any,
+        decode: Callable[[bytes], Any],
+    ) -> Any:
         params = dict(params or {})
         causes: list[str] = []
         last_detail = ""
@@ -231,8 +249,10 @@ class HttpClient(Closing):
             try:
                 with self._slots:
                     self._add("requests", 1)
-                    logger.debug("%s GET %s %s (attempt %d)", self.venue, path, params, attempt)
-                    response = self._client.get(path, params=params)
+                    logger.debug(
+                        "%s %s %s %s (attempt %d)", self.venue, method, path, params, attempt
+                    )
+                    response = self._client.request(method, path, params=params, json=body)
             except httpx.TimeoutException as exc:
                 cause, last_detail = "timeout", f"{type(exc).__name__}: {exc}"
             except httpx.ConnectError as exc:
@@ -254,7 +274,7 @@ class HttpClient(Closing):
                     last_detail = f"HTTP {status} {_venue_message(response)}"
                     if retry_after is not None and retry_after > self.max_retry_after_s:
                         raise SourceError(
-                            f"{self.venue} GET {path} {params}: {last_detail} asks to wait "
+                            f"{self.venue} {method} {path} {params}: {last_detail} asks to wait "
                             f"{retry_after:.0f} s (Retry-After), more than max_retry_after_s="
                             f"{self.max_retry_after_s:.0f}; try again later"
                         )
@@ -263,7 +283,7 @@ class HttpClient(Closing):
                     last_detail = f"HTTP {status} {_venue_message(response)}"
                 else:
                     raise SourceError(
-                        f"{self.venue} GET {path} {params} was refused: HTTP {status} "
+                        f"{self.venue} {method} {path} {params} was refused: HTTP {status} "
                         f"{_venue_message(response)}; check the symbol, interval and range"
                     )
             causes.append(cause)
@@ -274,8 +294,9 @@ class HttpClient(Closing):
                 retries[cause] = retries.get(cause, 0) + 1
             if retry_after is not None:
                 logger.warning(
-                    "%s GET %s %s: %s, every request waits Retry-After %.1f s",
+                    "%s %s %s %s: %s, every request waits Retry-After %.1f s",
                     self.venue,
+                    method,
                     path,
                     params,
                     last_detail,
@@ -285,8 +306,9 @@ class HttpClient(Closing):
             else:
                 delay = self._backoff(attempt)
                 logger.warning(
-                    "%s GET %s %s: %s (attempt %d of %d), retrying in %.2f s",
+                    "%s %s %s %s: %s (attempt %d of %d), retrying in %.2f s",
                     self.venue,
+                    method,
                     path,
                     params,
                     last_detail,
@@ -297,7 +319,7 @@ class HttpClient(Closing):
                 self._slept(delay)
         error = DataError if all(c == "bad_json" for c in causes) else SourceError
         raise error(
-            f"{self.venue} GET {path} {params} failed after {len(causes)} attempt(s): last "
+            f"{self.venue} {method} {path} {params} failed after {len(causes)} attempt(s): last "
             f"cause {causes[-1]} ({last_detail}); causes {causes}. Check that the venue is "
             "reachable, or raise max_retries / timeout_s"
         )
