@@ -72,6 +72,11 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "quality", ("source", "interval", "symbol"), ("check", "ts_first"), "00_collect", False
         ),
+        # Decoded EVM logs (research_lib.sources.evm) and the block headers read with them.
+        DatasetSpec(
+            "evm_events", ("chain", "event"), ("block", "log_index"), "50_defi", True, True
+        ),
+        DatasetSpec("evm_blocks", ("chain",), ("block",), "50_defi", True, True),
         # Ranges a collector fetched in full and stored: re-collecting skips them (gaps too).
         DatasetSpec(
             "collect_log", ("source", "dataset"), ("symbol", "interval", "ts"), "00_collect", False
@@ -220,6 +225,50 @@ class Lake:
         result.rows_added += added
         result.rows_total += merged.height
         result.files_written.append(path)
+
+    def delete_rows(
+        self,
+        dataset: str,
+        where: pl.Expr,
+        *,
+        partition: Mapping[str, str] | None = None,
+        refresh: bool = True,
+    ) -> int:
+        """Delete the rows matching ``where`` from the leaves under ``partition``.
+
+        For the one case where stored rows stop being true: an indexer rolling back rows
+        from blocks that a chain reorganisation orphaned. Each affected leaf is rewritten
+        atomically (or removed when emptied); returns the number of rows deleted.
+        """
+        spec = _spec(dataset)
+        constants = dict(partition or {})
+        unknown = sorted(set(constants) - set(spec.partition_by))
+        if unknown:
+            raise ValueError(
+                f"partition key(s) {unknown} are not partitions of {dataset!r}; "
+                f"its partitions are {list(spec.partition_by)}"
+            )
+        base = self.lake_dir / dataset
+        pattern = "/".join(
+            f"{c}={constants[c]}" if c in constants else f"{c}=*" for c in spec.partition_by
+        )
+        deleted = 0
+        changed = False
+        for path in sorted(base.glob(f"{pattern}/**/*.parquet")):
+            stored = pl.read_parquet(path)
+            kept = stored.filter(~where)
+            if kept.height == stored.height:
+                continue
+            deleted += stored.height - kept.height
+            changed = True
+            if kept.height == 0:
+                path.unlink()
+            else:
+                with atomic_path(path) as tmp:
+                    kept.write_parquet(tmp, compression="zstd", statistics=True)
+        if changed and refresh:
+            self.refresh_catalog()
+        return deleted
 
     # -- reading ------------------------------------------------------------------------
     def files(self, dataset: str) -> list[Path]:
