@@ -155,6 +155,9 @@ class Anvil:
         Interval mining; ``None`` mines one block per transaction (automine).
     fork_url
         Fork this network instead of starting empty.
+    genesis_ts_s
+        The genesis block's timestamp (epoch seconds), so a simulated history can sit at the
+        dates of a market config; the node's clock runs on from there.
     startup_timeout_s
         How long to wait for the node to answer ``eth_chainId``.
     """
@@ -165,6 +168,7 @@ class Anvil:
     balance_eth: int = DEFAULT_BALANCE_ETH
     block_time_s: float | None = None
     fork_url: str | None = None
+    genesis_ts_s: int | None = None
     startup_timeout_s: float = 30.0
     log_path: Path | None = None
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
@@ -220,6 +224,8 @@ class Anvil:
             args += ["--block-time", f"{self.block_time_s:g}"]
         if self.fork_url is not None:
             args += ["--fork-url", self.fork_url]
+        if self.genesis_ts_s is not None:
+            args += ["--timestamp", str(self.genesis_ts_s)]
         with open(self.log_path, "wb") as log:
             # Its own session: a Ctrl-C in the notebook or terminal reaches Python, which
             # then stops anvil by PID, instead of killing the node mid-write.

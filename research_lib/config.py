@@ -76,20 +76,24 @@ class MarketConfig(FrozenConfig):
     candles; symbols are product ids such as ``BTC-USD``), ``coingecko`` (aggregated USD price,
     market cap and volume, the ``prices`` dataset instead of bars; symbols are coin ids such as
     ``bitcoin``) or ``files`` (Binance public-data dumps or freqtrade candle files in the folder
-    ``files_path``). Base URLs come from ``RESEARCH_BINANCE_SPOT_URL``,
+    ``files_path``) or ``evm`` (OHLCV bars of Uniswap pools built from their on-chain events,
+    read from the node at ``rpc_url``, or from a simulated local chain with
+    ``rpc_url="embedded"``; symbols are pool names such as ``WETHUSDC-V3-500`` there, pool
+    addresses elsewhere). Base URLs come from ``RESEARCH_BINANCE_SPOT_URL``,
     ``RESEARCH_BINANCE_USDM_URL``, ``RESEARCH_COINBASE_URL`` and ``RESEARCH_COINGECKO_URL`` when
     set.
     """
 
-    source: Literal["synthetic", "binance", "binance_usdm", "coinbase", "coingecko", "files"] = (
-        "synthetic"
-    )
+    source: Literal[
+        "synthetic", "binance", "binance_usdm", "coinbase", "coingecko", "files", "evm"
+    ] = "synthetic"
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT")
     interval: Interval = "1h"
     start: dt.date = dt.date(2024, 1, 1)
     end: dt.date = dt.date(2024, 4, 1)
     seed: int = Field(default=7, ge=0)
     files_path: str = ""
+    rpc_url: str = ""
 
     @model_validator(mode="before")
     @classmethod
@@ -119,6 +123,12 @@ class MarketConfig(FrozenConfig):
             raise ValueError(
                 f"files_path={self.files_path!r} goes with source='files' and only with it "
                 f"(source={self.source!r}): name the folder of candle files to import"
+            )
+        if (self.source == "evm") != bool(self.rpc_url):
+            raise ValueError(
+                f"rpc_url={self.rpc_url!r} goes with source='evm' and only with it "
+                f"(source={self.source!r}): give a JSON-RPC URL, or 'embedded' for the local "
+                "simulated chain"
             )
         return self
 

@@ -23,7 +23,7 @@ from research_lib.sources.synthetic import SyntheticMarketConfig, SyntheticSourc
 
 __all__ = ["KNOWN_SOURCES", "Source", "SyntheticMarketConfig", "SyntheticSource", "get_source"]
 
-KNOWN_SOURCES = ("synthetic", "binance", "binance_usdm", "coinbase", "coingecko", "files")
+KNOWN_SOURCES = ("synthetic", "binance", "binance_usdm", "coinbase", "coingecko", "files", "evm")
 
 
 @runtime_checkable
@@ -88,4 +88,14 @@ def get_source(market: MarketConfig) -> Source:
         from research_lib.sources.files import FileSource
 
         return FileSource(market.files_path)
+    if market.source == "evm":
+        from research_lib.sources.evm_bars import EvmSource
+
+        return EvmSource(
+            market.rpc_url,
+            start_ms=market.start_ms,
+            end_ms=market.end_ms,
+            interval_ms=market.interval_ms,
+            seed=market.seed,
+        )
     raise ValueError(f"source={market.source!r} is unknown; use one of {list(KNOWN_SOURCES)}")

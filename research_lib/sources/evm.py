@@ -495,8 +495,9 @@ class EvmIndexer(Closing):
         )
         self.lake.write("evm_blocks", blocks, partition=chain, refresh=False)
 
-    def _delete_after(self, block: int) -> int:
-        """Delete this scope's rows above ``block`` (and headers above it); rows deleted."""
+    def _delete_after(self, block: int, *, headers: bool = False) -> int:
+        """Delete this scope's rows above ``block`` (and, after a reorg, every stored header
+        above it: they are orphaned for every scope); rows deleted."""
         chain = {"chain": str(self.chain_id)}
         deleted = 0
         if self.lake.files("evm_events"):
@@ -506,7 +507,7 @@ class EvmIndexer(Closing):
                 partition=chain,
                 refresh=False,
             )
-        if self.lake.files("evm_blocks"):
+        if headers and self.lake.files("evm_blocks"):
             self.lake.delete_rows(
                 "evm_blocks", pl.col("block") > block, partition=chain, refresh=False
             )
@@ -532,7 +533,7 @@ class EvmIndexer(Closing):
             if keep is not None:
                 break
         fork = keep.block + 1 if keep else self.start_block
-        deleted = self._delete_after(fork - 1)
+        deleted = self._delete_after(fork - 1, headers=True)
         logger.warning(
             "evm: chain %d reorganised below block %d; rolled back %d rows from block %d",
             self.chain_id,
