@@ -269,6 +269,60 @@ class SweepConfig(FrozenConfig):
         return self
 
 
+class DefiConfig(FrozenConfig):
+    """The DeFi stage (``50_defi``): the embedded chain, the LP range sweep, a lending
+    position to monitor and the arbitrage scan.
+
+    The stage starts a local anvil with the real Uniswap contracts and mines ``n_blocks`` of
+    seeded market history from ``start`` (``research_lib.chain_market``); it plants a
+    mispricing and trades it, so it runs on that chain only (read a real network's pools
+    with ``market.source="evm"`` in ``00_collect``).
+    ``lp_data`` picks the minutes of the LP range sweep: the real Polygon USDC.e/WETH 0.05%
+    pool from ``../shared/data/real`` (``real``), the embedded chain's WETH/USDC 0.05% pool
+    (``embedded``), or the real data when it is there (``auto``). Range widths are +- fractions
+    of the entry price.
+    """
+
+    seed: int = Field(default=7, ge=0)
+    start: dt.date = dt.date(2024, 1, 1)
+    n_blocks: int = Field(default=240, ge=10)
+    block_time_s: int = Field(default=12, ge=1)
+    confirmations: int = Field(default=0, ge=0)
+    lp_data: Literal["auto", "real", "embedded"] = "auto"
+    lp_days: float = Field(default=7.0, gt=0)
+    lp_capital_usd: float = Field(default=10_000.0, gt=0)
+    lp_range_widths: tuple[float, ...] = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+    collateral_weth: float = Field(default=10.0, gt=0)
+    debt_usdc: float = Field(default=15_000.0, ge=0)
+    liquidation_threshold_bps: float = Field(default=8_250.0, gt=0, le=10_000)
+    gas_price_gwei: float = Field(default=10.0, ge=0)
+    arbitrage_shock_fraction: float = Field(default=0.02, ge=0, lt=0.5)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _coerce(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "start" in data:
+            data = {**data, "start": _to_date(data["start"])}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> DefiConfig:
+        if not self.lp_range_widths or min(self.lp_range_widths) <= 0:
+            raise ValueError(
+                f"lp_range_widths={list(self.lp_range_widths)}: give widths > 0, e.g. [0.05]"
+            )
+        if max(self.lp_range_widths) >= 1:
+            raise ValueError(
+                f"lp_range_widths has {max(self.lp_range_widths)}: a width is a +- fraction "
+                "of the price and must be < 1"
+            )
+        return self
+
+    @property
+    def start_ms(self) -> int:
+        return _date_ms(self.start)
+
+
 class RunConfig(FrozenConfig):
     """A whole run, as named by a profile: one section per stage concern."""
 
@@ -280,9 +334,18 @@ class RunConfig(FrozenConfig):
     strategy: StrategyConfig = StrategyConfig()
     backtest: BacktestConfig = BacktestConfig()
     sweep: SweepConfig = SweepConfig()
+    defi: DefiConfig = DefiConfig()
 
 
-SECTIONS: tuple[str, ...] = ("market", "features", "model", "strategy", "backtest", "sweep")
+SECTIONS: tuple[str, ...] = (
+    "market",
+    "features",
+    "model",
+    "strategy",
+    "backtest",
+    "sweep",
+    "defi",
+)
 # A notebook's parameter is named after its config field, except where a bare field name
 # would be ambiguous in a notebook.
 PARAM_ALIASES: dict[tuple[str, str], str] = {

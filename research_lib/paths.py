@@ -29,3 +29,10 @@ def notebooks_dir() -> Path:
 
 def profiles_dir() -> Path:
     return PROJECT_ROOT / "profiles"
+
+
+def real_data_dir() -> Path:
+    """Real market data (``../shared/data/real`` beside the checkout, or
+    ``$RESEARCH_REAL_DATA_DIR``). Read-only; it may be absent."""
+    default = PROJECT_ROOT.parent / "shared" / "data" / "real"
+    return Path(os.environ.get("RESEARCH_REAL_DATA_DIR") or default).resolve()

@@ -64,6 +64,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("10_features", ("market", "features"), ("bars",)),
     Stage("20_model", ("market", "model"), ("features",)),
     Stage("30_backtest", ("market", "strategy", "backtest", "sweep"), ("bars",)),
+    Stage("50_defi", ("defi",), ()),
 )
 PACKAGES = ("numpy", "polars", "numba", "duckdb", "scikit-learn", "papermill", "torch")
 

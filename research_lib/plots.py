@@ -265,3 +265,57 @@ def quality_timeline(report: QualityReport) -> go.Figure:
         legend_title="check",
     )
     return fig
+
+
+def pool_prices(prices: pl.DataFrame, *, title: str = "Pool prices against the CEX") -> go.Figure:
+    """Lines of price per block: one column per series (``block`` on the x axis), e.g. the
+    simulation's ``cex ...`` and ``pool ...`` columns for one token pair."""
+    fig = go.Figure()
+    for column in prices.columns:
+        if column == "block":
+            continue
+        dash = "dot" if column.startswith("cex") else None
+        fig.add_trace(
+            go.Scatter(
+                x=prices["block"], y=prices[column], name=column, mode="lines", line={"dash": dash}
+            )
+        )
+    fig.update_layout(title=title, height=380, xaxis_title="block", yaxis_title="price")
+    return fig
+
+
+def lp_sweep(table: pl.DataFrame, *, title: str = "LP range sweep: fees against IL") -> go.Figure:
+    """Fees, impermanent loss and net PnL against holding (as % of capital) per range
+    width, with the time in range on a second axis: the width trade-off at a glance."""
+    x = [f"±{w:.1%}" for w in table["width"]]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for column, name in (
+        ("fees_pct", "fees"),
+        ("il_pct", "impermanent loss"),
+        ("net_vs_hold_pct", "net vs hold"),
+    ):
+        fig.add_trace(go.Bar(x=x, y=table[column], name=name), secondary_y=False)
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=table["time_in_range"] * 100,
+            name="time in range",
+            mode="lines+markers",
+            line={"color": "black"},
+        ),
+        secondary_y=True,
+    )
+    fig.update_layout(title=title, barmode="group", height=420, xaxis_title="range width")
+    fig.update_yaxes(title_text="% of capital", secondary_y=False)
+    fig.update_yaxes(title_text="% of time in range", secondary_y=True, range=[0, 105])
+    return fig
+
+
+def health_factor(frame: pl.DataFrame, *, title: str = "Health factor") -> go.Figure:
+    """Health factor over time (``ts`` ms, ``health_factor``) with the liquidation line."""
+    fig = go.Figure(
+        go.Scatter(x=_dt(frame["ts"]), y=frame["health_factor"], name="health factor", mode="lines")
+    )
+    fig.add_hline(y=1.0, line={"color": "red", "dash": "dash"}, annotation_text="liquidation")
+    fig.update_layout(title=title, height=360, yaxis_title="health factor")
+    return fig

@@ -671,3 +671,59 @@ def health_factor_wad(
         return UINT256_MAX
     average_threshold = weighted_threshold // total_collateral if total_collateral else 0
     return wad_div(percent_mul(total_collateral, average_threshold), total_debt)
+
+
+def health_factor_frame(
+    ts_ms: Sequence[int],
+    collateral_prices: Sequence[float],
+    *,
+    collateral_amount: float,
+    debt_amount: float,
+    liquidation_threshold_bps: float,
+    debt_index: Sequence[float] | None = None,
+) -> pl.DataFrame:
+    """A one-collateral, one-debt position monitored over time, as a frame.
+
+    The debt accrues with ``debt_index`` (Aave's variable borrow index, or any index; the
+    debt at a bar is ``debt_amount * index / index[0]``), priced at 1 in the base currency.
+    Columns: ``ts``, ``collateral_price``, ``debt``, ``health_factor`` and
+    ``liquidation_price`` (the collateral price at which the health factor is 1).
+
+    Examples
+    --------
+    >>> frame = health_factor_frame([0, 1], [2000.0, 1000.0], collateral_amount=10.0,
+    ...     debt_amount=8_000.0, liquidation_threshold_bps=8_000)
+    >>> frame["health_factor"].to_list(), frame["liquidation_price"].to_list()
+    ([2.0, 1.0], [1000.0, 1000.0])
+    """
+    prices = np.asarray(collateral_prices, dtype=np.float64)
+    n = prices.shape[0]
+    if len(ts_ms) != n:
+        raise ValueError(f"ts_ms has {len(ts_ms)} values, collateral_prices {n}")
+    growth = np.ones(n)
+    if debt_index is not None:
+        index = np.asarray(debt_index, dtype=np.float64)
+        if index.shape[0] != n or not np.all(index > 0):
+            raise ValueError(
+                f"debt_index must hold {n} positive values, got {index.shape[0]} "
+                f"(min {np.nanmin(index) if index.size else 'n/a'})"
+            )
+        growth = index / index[0]
+    position = LendingPosition.single(
+        collateral_amount=collateral_amount,
+        collateral_price=float(prices[0]),
+        liquidation_threshold_bps=liquidation_threshold_bps,
+        debt_amount=debt_amount,
+    )
+    hf = health_factor_series(position, collateral_prices=prices, debt_prices=growth)
+    debt = debt_amount * growth
+    threshold = liquidation_threshold_bps / 10_000
+    return pl.DataFrame(
+        {
+            "ts": np.asarray(ts_ms, dtype=np.int64),
+            "collateral_price": prices,
+            "debt": debt,
+            "health_factor": hf,
+            "liquidation_price": debt / (collateral_amount * threshold),
+        }
+    )
