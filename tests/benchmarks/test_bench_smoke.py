@@ -38,3 +38,7 @@ def test_quick_bench_writes_json_and_markdown(tmp_path: Path) -> None:
     markdown = (tmp_path / "kernels.md").read_text()
     assert "| rsi(14) |" in markdown and "MA-crossover sweep" in markdown
     assert "## Ingest" in markdown
+    defi = report["defi"]
+    assert defi["indexer"]["logs"] == defi["indexer"]["web3_logs"] > 0
+    assert defi["lp_sweep"]["n_ranges"] == 100 and defi["lp_sweep"]["api_seconds_median"] > 0
+    assert "## DeFi" in markdown
