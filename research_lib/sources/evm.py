@@ -73,6 +73,8 @@ _RANGE_ERROR = re.compile(
     re.IGNORECASE,
 )
 _RANGE_ERROR_CODES = {-32005}
+# Reads of one range in a row that found it changing before the indexer gives up.
+MAX_UNSETTLED_READS = 8
 
 
 class RpcError(SourceError):
@@ -365,6 +367,7 @@ class EvmIndexer(Closing):
         result.from_block = next_block
         chunk = self.chunk_blocks
         successes = 0
+        unsettled = 0
         bar = tqdm(
             total=max(0, target - next_block + 1),
             desc=f"index chain {self.chain_id}",
@@ -399,6 +402,13 @@ class EvmIndexer(Closing):
                 if not (parent_ok and logs_ok):
                     # The chain moved under us: what we stored may be orphaned. Roll back if
                     # so, then read this range again.
+                    unsettled += 1
+                    if unsettled > MAX_UNSETTLED_READS:
+                        raise SourceError(
+                            f"evm chain {self.chain_id}: blocks [{next_block}, {end}] changed "
+                            f"under {unsettled} reads in a row (a node behind a load balancer "
+                            "that disagrees with itself?); raise confirmations"
+                        )
                     if (
                         checkpoint is not None
                         and self._hash_at(checkpoint.block) != checkpoint.hash
@@ -412,6 +422,7 @@ class EvmIndexer(Closing):
                         )
                         next_block = checkpoint.block + 1 if checkpoint else self.start_block
                     continue
+                unsettled = 0
                 self._store(logs, headers)
                 checkpoint = Checkpoint(end, headers[end]["hash"])
                 self._save_checkpoint(checkpoint)

@@ -315,3 +315,62 @@ def test_a_killed_run_restarts_without_loss_or_duplicates(embedded_chain, tmp_pa
     assert lake_events(Lake(lake_root), 31337) == reference_events(
         embedded_chain.w3, addresses, head
     )
+
+
+def test_a_reorg_in_the_middle_of_a_run_is_rolled_back(embedded_chain, tmp_path) -> None:
+    """The chain reorganises while the indexer is part-way through a range: the next chunk's
+    first block no longer descends from the checkpoint, so the run rolls back and goes on."""
+    w3, dep = embedded_chain.w3, embedded_chain.deployment
+    accounts = embedded_chain.accounts
+    lake = Lake(tmp_path)
+    ts = int(w3.eth.get_block("latest")["timestamp"])
+
+    def branch(seed: int, n: int) -> None:
+        rng = np.random.default_rng(seed)
+        usd = {
+            "WETH": 2300.0 * np.exp(np.cumsum(rng.normal(0, 0.003, n))),
+            "WBTC": 42_000.0 * np.exp(np.cumsum(rng.normal(0, 0.003, n))),
+            "USDC": np.ones(n),
+        }
+        simulate_market(
+            w3,
+            dep,
+            embedded_chain.pools,
+            usd,
+            seed=seed,
+            start_ts_s=ts + 12,
+            arbitrageur=accounts["arbitrageur"],
+            traders=[accounts["trader1"]],
+            noise_swaps_per_block=3.0,
+            progress=False,
+        )
+
+    with snapshot(w3):
+        kwargs = dict(addresses=_addresses(embedded_chain), confirmations=0, progress=False)
+        with EvmIndexer(embedded_chain.rpc_url, lake=lake, **kwargs) as indexer:
+            indexer.run()
+        fork = w3.eth.block_number + 1
+        base = w3.provider.make_request("evm_snapshot", [])["result"]
+        branch(seed=5, n=12)
+        reorged = []
+
+        def reorg_after_two_chunks(number: int, methods: list[str]) -> None:
+            if methods == ["eth_getLogs"] and not reorged:
+                gets = sum(1 for _, m, _ in proxy.log if m == ["eth_getLogs"])
+                if gets == 2:  # two chunks of branch A are stored
+                    w3.provider.make_request("evm_revert", [base])
+                    branch(seed=6, n=14)
+                    reorged.append(number)
+
+        with RpcProxy(embedded_chain.rpc_url, hook=reorg_after_two_chunks) as proxy:
+            with EvmIndexer(
+                proxy.url, lake=lake, chunk_blocks=4, max_chunk_blocks=4, **kwargs
+            ) as indexer:
+                during = indexer.run()
+                after = indexer.run()
+        head = w3.eth.block_number
+        reference = reference_events(w3, _addresses(embedded_chain), head)
+    assert reorged, "the hook never fired"
+    assert len(during.rollbacks) == 1 and during.rollbacks[0][0] <= fork + 8
+    assert after.to_block == head
+    assert lake_events(lake, 31337) == reference

@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -57,6 +58,9 @@ class RpcProxy:
     max_block_range: int | None = None
     max_results: int | None = None
     delay_s: float = 0.0  # added to every request (to make a run slow enough to kill)
+    # Called with (request number, methods) before a request is forwarded: a test can change
+    # the chain behind the proxy mid-run (a reorg between two of the indexer's reads).
+    hook: Callable[[int, list[str]], None] | None = None
     port: int = 0
     log: list[tuple[int, list[str], str]] = field(default_factory=list)  # (n, methods, outcome)
 
@@ -101,6 +105,8 @@ class RpcProxy:
             number = self._count
         if self.delay_s:
             time.sleep(self.delay_s)
+        if self.hook is not None:
+            self.hook(number, methods)
         for fault in self.faults:
             if fault.fires(number, methods):
                 self.log.append((number, methods, fault.kind))
