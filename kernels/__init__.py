@@ -8,7 +8,11 @@ Modules are grouped by family:
 - ``volatility``: Bollinger, ATR/NATR, Keltner, Donchian, realised volatility;
 - ``volume``: OBV, VWAP (rolling and anchored), A/D, Chaikin money flow and oscillator;
 - ``backtest``: the target-position portfolio simulation; ``sweep``: parameter sweeps;
-- ``stats``: performance metrics; ``simulate``: synthetic-market paths.
+- ``stats``: performance metrics; ``simulate``: synthetic-market paths;
+- ``amm``: Uniswap V2 amounts and V3 tick / liquidity maths in float, impermanent loss, the
+  V3 LP range backtest and its parallel sweep (the exact integer paths are in
+  ``research_lib.defi.uniswap``);
+- ``lending``: Aave V3 interest factors, index accrual, health factor, liquidation price.
 
 Import the module you need; nothing is re-exported here, so importing ``kernels`` compiles
 nothing. ``research_lib.indicators`` lists every indicator with its inputs and reference.
