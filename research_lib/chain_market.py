@@ -647,21 +647,10 @@ def _open_pools(
         create_v2_pool(
             w3,
             deployment,
-            {
-                "WETH": _raw(_V2_LIQUIDITY_USD / 2, price0["WETH"]),
-                "USDC": _raw(_V2_LIQUIDITY_USD / 2, 1.0),
-            },
+            {base: _raw(depth_usd / 2, price0[base]), "USDC": _raw(depth_usd / 2, 1.0)},
             provider=lp,
-        ),
-        create_v2_pool(
-            w3,
-            deployment,
-            {
-                "WBTC": _raw(_WBTC_LIQUIDITY_USD / 2, price0["WBTC"]),
-                "USDC": _raw(_WBTC_LIQUIDITY_USD / 2, 1.0),
-            },
-            provider=lp,
-        ),
+        )
+        for base, depth_usd in (("WETH", _V2_LIQUIDITY_USD), ("WBTC", _WBTC_LIQUIDITY_USD))
     ]
     for (a, b), fee, depth_usd in (
         (("WETH", "USDC"), 500, _V3_LIQUIDITY_USD),

@@ -103,6 +103,17 @@ def _spec(dataset: str) -> DatasetSpec:
     return DATASETS[dataset]
 
 
+def _partition_constants(spec: DatasetSpec, partition: Mapping[str, str] | None) -> dict[str, str]:
+    constants = dict(partition or {})
+    unknown = sorted(set(constants) - set(spec.partition_by))
+    if unknown:
+        raise ValueError(
+            f"partition key(s) {unknown} are not partitions of {spec.name!r}; "
+            f"its partitions are {list(spec.partition_by)}"
+        )
+    return constants
+
+
 def _month_of(ts_ms: pl.Expr) -> pl.Expr:
     return pl.from_epoch(ts_ms, time_unit="ms").dt.strftime("%Y-%m")
 
@@ -140,13 +151,7 @@ class Lake:
             False and calls ``refresh_catalog`` once at the end.
         """
         spec = _spec(dataset)
-        constants = dict(partition or {})
-        unknown = sorted(set(constants) - set(spec.partition_by))
-        if unknown:
-            raise ValueError(
-                f"partition key(s) {unknown} are not partitions of {dataset!r}; "
-                f"its partitions are {list(spec.partition_by)}"
-            )
+        constants = _partition_constants(spec, partition)
         frame = frame.with_columns(
             pl.lit(v, dtype=pl.String).alias(k) for k, v in constants.items()
         )
@@ -241,13 +246,7 @@ class Lake:
         atomically (or removed when emptied); returns the number of rows deleted.
         """
         spec = _spec(dataset)
-        constants = dict(partition or {})
-        unknown = sorted(set(constants) - set(spec.partition_by))
-        if unknown:
-            raise ValueError(
-                f"partition key(s) {unknown} are not partitions of {dataset!r}; "
-                f"its partitions are {list(spec.partition_by)}"
-            )
+        constants = _partition_constants(spec, partition)
         base = self.lake_dir / dataset
         pattern = "/".join(
             f"{c}={constants[c]}" if c in constants else f"{c}=*" for c in spec.partition_by

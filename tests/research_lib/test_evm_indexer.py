@@ -70,6 +70,28 @@ def lake_events(lake: Lake, chain_id: int) -> set[tuple]:
     return out
 
 
+def _mine_branch(chain, *, seed: int, n: int, after_ts: int) -> None:
+    """Mine ``n`` busy blocks after ``after_ts``: a branch that differs by ``seed``."""
+    rng = np.random.default_rng(seed)
+    usd = {
+        "WETH": 2300.0 * np.exp(np.cumsum(rng.normal(0, 0.003, n))),
+        "WBTC": 42_000.0 * np.exp(np.cumsum(rng.normal(0, 0.003, n))),
+        "USDC": np.ones(n),
+    }
+    simulate_market(
+        chain.w3,
+        chain.deployment,
+        chain.pools,
+        usd,
+        seed=seed,
+        start_ts_s=after_ts + 12,
+        arbitrageur=chain.accounts["arbitrageur"],
+        traders=[chain.accounts["trader0"]],
+        noise_swaps_per_block=3.0,
+        progress=False,
+    )
+
+
 def _addresses(chain) -> list[str]:
     return [p.address for p in chain.pools]
 
@@ -225,41 +247,20 @@ def test_transport_faults_are_retried_to_the_same_lake(embedded_chain, tmp_path)
 def test_a_real_reorg_rolls_back_the_orphaned_rows(embedded_chain, tmp_path) -> None:
     """Snapshot, mine branch A and index it; revert, mine a different (longer) branch B;
     index again: the lake must hold branch B's events and none of A's."""
-    w3, dep = embedded_chain.w3, embedded_chain.deployment
-    accounts = embedded_chain.accounts
+    w3 = embedded_chain.w3
     lake = Lake(tmp_path)
     kwargs = dict(addresses=_addresses(embedded_chain), confirmations=0, progress=False)
     ts = int(w3.eth.get_block("latest")["timestamp"])
-
-    def branch(seed: int, n: int) -> None:
-        rng = np.random.default_rng(seed)
-        usd = {
-            "WETH": 2300.0 * np.exp(np.cumsum(rng.normal(0, 0.003, n))),
-            "WBTC": 42_000.0 * np.exp(np.cumsum(rng.normal(0, 0.003, n))),
-            "USDC": np.ones(n),
-        }
-        simulate_market(
-            w3,
-            dep,
-            embedded_chain.pools,
-            usd,
-            seed=seed,
-            start_ts_s=ts + 12,
-            arbitrageur=accounts["arbitrageur"],
-            traders=[accounts["trader0"]],
-            noise_swaps_per_block=3.0,
-            progress=False,
-        )
 
     with snapshot(w3):
         with EvmIndexer(embedded_chain.rpc_url, lake=lake, **kwargs) as indexer:
             indexer.run()
             fork = w3.eth.block_number + 1
             with snapshot(w3):
-                branch(seed=1, n=5)
+                _mine_branch(embedded_chain, seed=1, n=5, after_ts=ts)
                 indexer.run()
                 branch_a = lake_events(lake, 31337)
-            branch(seed=2, n=8)
+            _mine_branch(embedded_chain, seed=2, n=8, after_ts=ts)
             result = indexer.run()
         head = w3.eth.block_number
         branch_b = reference_events(w3, _addresses(embedded_chain), head)
@@ -320,30 +321,9 @@ def test_a_killed_run_restarts_without_loss_or_duplicates(embedded_chain, tmp_pa
 def test_a_reorg_in_the_middle_of_a_run_is_rolled_back(embedded_chain, tmp_path) -> None:
     """The chain reorganises while the indexer is part-way through a range: the next chunk's
     first block no longer descends from the checkpoint, so the run rolls back and goes on."""
-    w3, dep = embedded_chain.w3, embedded_chain.deployment
-    accounts = embedded_chain.accounts
+    w3 = embedded_chain.w3
     lake = Lake(tmp_path)
     ts = int(w3.eth.get_block("latest")["timestamp"])
-
-    def branch(seed: int, n: int) -> None:
-        rng = np.random.default_rng(seed)
-        usd = {
-            "WETH": 2300.0 * np.exp(np.cumsum(rng.normal(0, 0.003, n))),
-            "WBTC": 42_000.0 * np.exp(np.cumsum(rng.normal(0, 0.003, n))),
-            "USDC": np.ones(n),
-        }
-        simulate_market(
-            w3,
-            dep,
-            embedded_chain.pools,
-            usd,
-            seed=seed,
-            start_ts_s=ts + 12,
-            arbitrageur=accounts["arbitrageur"],
-            traders=[accounts["trader1"]],
-            noise_swaps_per_block=3.0,
-            progress=False,
-        )
 
     with snapshot(w3):
         kwargs = dict(addresses=_addresses(embedded_chain), confirmations=0, progress=False)
@@ -351,7 +331,7 @@ def test_a_reorg_in_the_middle_of_a_run_is_rolled_back(embedded_chain, tmp_path)
             indexer.run()
         fork = w3.eth.block_number + 1
         base = w3.provider.make_request("evm_snapshot", [])["result"]
-        branch(seed=5, n=12)
+        _mine_branch(embedded_chain, seed=5, n=12, after_ts=ts)
         reorged = []
 
         def reorg_after_two_chunks(number: int, methods: list[str]) -> None:
@@ -359,7 +339,7 @@ def test_a_reorg_in_the_middle_of_a_run_is_rolled_back(embedded_chain, tmp_path)
                 gets = sum(1 for _, m, _ in proxy.log if m == ["eth_getLogs"])
                 if gets == 2:  # two chunks of branch A are stored
                     w3.provider.make_request("evm_revert", [base])
-                    branch(seed=6, n=14)
+                    _mine_branch(embedded_chain, seed=6, n=14, after_ts=ts)
                     reorged.append(number)
 
         with RpcProxy(embedded_chain.rpc_url, hook=reorg_after_two_chunks) as proxy:

@@ -6,14 +6,12 @@ last block of the bar; volumes are checked against web3's own decoding of the Sw
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from conftest import Workspace, run_cli
 from pydantic import ValidationError
 
 from research_lib.chain import contract
@@ -23,7 +21,6 @@ from research_lib.sources.base import SourceError
 from research_lib.sources.evm_bars import EvmSource, _first_block_at
 from research_lib.sources.synthetic import SyntheticMarketConfig, SyntheticSource
 
-ROOT = Path(__file__).resolve().parents[2]
 START_MS = 1_704_067_200_000  # 2024-01-01
 HOUR_MS = 3_600_000
 
@@ -166,16 +163,8 @@ def test_a_pool_address_on_any_node(embedded_chain, tmp_path: Path) -> None:
         source.resolve("not-an-address")
 
 
-def test_00_collect_runs_on_the_embedded_chain(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "RESEARCH_DATA_DIR": str(tmp_path / "data"),
-        "RESEARCH_REPORTS_DIR": str(tmp_path / "reports"),
-    }
-    args = [
-        sys.executable,
-        "-m",
-        "research_lib.pipeline",
+def test_00_collect_runs_on_the_embedded_chain(workspace: Workspace) -> None:
+    done = run_cli(
         "run",
         "--profile",
         "demo",
@@ -191,10 +180,11 @@ def test_00_collect_runs_on_the_embedded_chain(tmp_path: Path) -> None:
         "market.start=2024-01-01",
         "--set",
         "market.end=2024-01-02",
-    ]
-    done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+        env=workspace.env(),
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    lake = Lake(tmp_path / "data")
+    lake = Lake(workspace.data)
     bars = lake.read("bars", filters={"source": "evm"})
     assert bars.group_by("symbol").len().sort("symbol").rows() == [
         ("WBTCUSDC-V2", 24),
