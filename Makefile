@@ -12,8 +12,10 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha25
 FIND_LINKS := $(shell pip config list 2>/dev/null | sed -n "s/^[^=]*find-links='\(.*\)'$$/\1/p" | head -n1)
 UV_FLAGS := $(foreach f,$(FIND_LINKS),--find-links $(f))
 # The embedded chain (research_lib/chain.py): anvil and the Uniswap artifacts from npm, pinned
-# by package-lock.json. `npm ci` installs exactly the lock; anvil's postinstall (a download
-# fallback) is skipped because the binary ships in its platform package.
+# by package-lock.json. `npm install` with the lock present installs the locked versions; not
+# `npm ci`, which refuses a lock that lacks anvil's other-platform binary packages (optional
+# dependencies this machine's registry does not serve, so no lock made here can list them).
+# anvil's postinstall (a download fallback) is skipped: the binary ships in its platform package.
 NODE_STAMP := node_modules/.installed-$(shell cat package-lock.json | sha256sum | cut -c1-12)
 DASHBOARD_PORT ?= 8866
 NBVAL_DATA := .nbval
@@ -36,7 +38,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $@
 
 $(NODE_STAMP): package.json package-lock.json
-	npm ci --ignore-scripts --no-audit --no-fund
+	npm install --ignore-scripts --no-audit --no-fund
 	@touch $@
 
 setup: $(STAMP) $(NODE_STAMP)

@@ -109,7 +109,7 @@ def artifact(name: str) -> Artifact:
     path = NODE_MODULES / ARTIFACT_PATHS[name]
     if not path.is_file():
         raise ChainError(
-            f"artifact {name}: {path} is missing; run `make setup` (npm ci installs the "
+            f"artifact {name}: {path} is missing; run `make setup` (npm installs the "
             "Uniswap packages pinned in package-lock.json)"
         )
     data = json.loads(path.read_text())
@@ -130,7 +130,7 @@ def anvil_binary() -> Path:
     name = "anvil.exe" if system == "win32" else "anvil"
     path = NODE_MODULES / "@foundry-rs" / f"anvil-{system}-{machine}" / "bin" / name
     if not path.is_file():
-        raise ChainError(f"anvil: {path} is missing; run `make setup` (npm ci)")
+        raise ChainError(f"anvil: {path} is missing; run `make setup` (npm install)")
     return path
 
 
