@@ -1,14 +1,14 @@
 """Run the stage notebooks with papermill from a profile, and record what happened.
 
 ``python -m research_lib.pipeline run --profile demo`` executes
-``00_collect → 10_features → 20_model → 30_backtest`` and writes ``reports/<run_id>/``: each
+``00_collect → 10_features → 20_model → 30_backtest → 50_defi`` and writes ``reports/<run_id>/``: each
 executed notebook, its HTML, and ``manifest.json`` (run id, profile, config ids, parameters,
 data file hashes, git commit, timings).
 
 Examples
 --------
 >>> [stage.name for stage in STAGES]
-['00_collect', '10_features', '20_model', '30_backtest']
+['00_collect', '10_features', '20_model', '30_backtest', '50_defi']
 >>> params = stage_parameters(STAGES[3], load_profile("demo"))
 >>> params["fee_bps"], params["symbols"][0]
 (10.0, 'BTCUSDT')

@@ -20,7 +20,7 @@ import pytest
 from servers.rpc_proxy import Fault, RpcProxy
 from web3 import Web3
 
-from research_lib.chain import contract, snapshot
+from research_lib.chain import contract, send, snapshot
 from research_lib.chain_market import simulate_market
 from research_lib.lake import Lake
 from research_lib.sources.base import SourceError
@@ -354,3 +354,37 @@ def test_a_reorg_in_the_middle_of_a_run_is_rolled_back(embedded_chain, tmp_path)
     assert len(during.rollbacks) == 1 and during.rollbacks[0][0] <= fork + 8
     assert after.to_block == head
     assert lake_events(lake, 31337) == reference
+
+
+def test_every_event_kind_is_decoded(embedded_chain, tmp_path) -> None:
+    """Burns, collects and plain token transfers too: remove V2 liquidity (Burn, Sync, LP
+    Transfer), decrease and collect a V3 position (Burn, Collect), and move a token (ERC20
+    Transfer); the lake must equal web3's decoding of the same logs, for all nine kinds."""
+    w3, dep = embedded_chain.w3, embedded_chain.deployment
+    lp = embedded_chain.accounts["lp"]
+    v2 = next(p for p in embedded_chain.pools if p.kind == "v2")
+    usdc = dep.token("USDC")
+    with snapshot(w3):
+        pair = contract(w3, "UniswapV2Pair", v2.address).functions
+        send(w3, pair.approve(dep.v2_router, 2**256 - 1), lp)
+        router = contract(w3, "UniswapV2Router02", dep.v2_router).functions
+        t0, t1 = dep.token(v2.token0), dep.token(v2.token1)
+        share = pair.balanceOf(lp).call() // 10
+        send(w3, router.removeLiquidity(t0, t1, share, 0, 0, lp, 2**63), lp)
+        manager = contract(w3, "NonfungiblePositionManager", dep.position_manager).functions
+        liquidity = manager.positions(1).call()[7]
+        send(w3, manager.decreaseLiquidity((1, liquidity // 10, 0, 0, 2**63)), lp)
+        send(w3, manager.collect((1, lp, 2**128 - 1, 2**128 - 1)), lp)
+        token = contract(w3, "ERC20", usdc).functions
+        send(w3, token.transfer(embedded_chain.accounts["trader3"], 12345), lp)
+        addresses = [*_addresses(embedded_chain), usdc]
+        lake = Lake(tmp_path)
+        with EvmIndexer(
+            embedded_chain.rpc_url, addresses=addresses, confirmations=0, lake=lake, progress=False
+        ) as indexer:
+            indexer.run()
+        head = w3.eth.block_number
+        reference = reference_events(w3, addresses, head)
+    stored = lake_events(lake, 31337)
+    assert stored == reference
+    assert {e[2] for e in stored} == set(_WEB3_EVENTS)
