@@ -1,9 +1,9 @@
 """Run the stage notebooks with papermill from a profile, and record what happened.
 
 ``python -m research_lib.pipeline run --profile demo`` executes
-``00_collect → 10_features → 20_model → 30_backtest → 50_defi`` and writes ``reports/<run_id>/``: each
-executed notebook, its HTML, and ``manifest.json`` (run id, profile, config ids, parameters,
-data file hashes, git commit, timings).
+``00_collect → 10_features → 20_model → 30_backtest → 50_defi`` and writes
+``reports/<run_id>/``: each executed notebook, its HTML, and ``manifest.json`` (run id,
+profile, config ids, parameters, data file hashes, git commit, timings).
 
 Examples
 --------
