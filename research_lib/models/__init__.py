@@ -1,4 +1,16 @@
-"""Models that follow the scikit-learn estimator contract."""
+"""Models that follow the scikit-learn estimator contract.
+
+- ``baseline``: the ridge walk-forward baseline of ``20_model``;
+- ``arima``: ``ArimaForecaster``, SARIMAX with a bounded order search by AIC;
+- ``tabular``: ``make_model`` for ridge, logistic, random forest and histogram gradient
+  boosting, seeded;
+- ``torch_nets``: ``TorchMLPRegressor``, ``TorchMLPClassifier`` and the causal
+  ``TorchLSTMRegressor`` (CPU, seeded, deterministic, early stopping);
+- ``registry``: ``ModelRegistry``, fitted models keyed by the sha256 of their bytes, with
+  config id, data hashes and metrics, reloaded bit for bit.
+
+Only ``baseline`` is imported here: statsmodels and torch load when their module is imported.
+"""
 
 from research_lib.models.baseline import (
     WalkForwardResult,
