@@ -6,6 +6,8 @@
   boosting, seeded;
 - ``torch_nets``: ``TorchMLPRegressor``, ``TorchMLPClassifier`` and the causal
   ``TorchLSTMRegressor`` (CPU, seeded, deterministic, early stopping);
+- ``ensemble``: ``OutOfFoldEnsemble`` (regressor) and ``OutOfFoldEnsembleClassifier``,
+  weighted by out-of-fold loss or stacked, over any (purged) splitter;
 - ``registry``: ``ModelRegistry``, fitted models keyed by the sha256 of their bytes, with
   config id, data hashes and metrics, reloaded bit for bit.
 
