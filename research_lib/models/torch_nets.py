@@ -310,7 +310,34 @@ def _check_hidden_sizes(hidden_sizes: object) -> tuple[int, ...]:
 # ----------------------------------------------------------------------------- MLPs
 
 
-class TorchMLPRegressor(RegressorMixin, _TorchBase):
+class _TorchMLPBase(_TorchBase):
+    """The MLPs' parameters (scikit-learn reads them from this ``__init__``)."""
+
+    def __init__(
+        self,
+        hidden_sizes: tuple[int, ...] = (64,),
+        *,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        batch_size: int = 64,
+        max_epochs: int = 200,
+        patience: int = 10,
+        validation_fraction: float = 0.1,
+        random_state: int | None = 0,
+        device: str = "cpu",
+    ) -> None:
+        self.hidden_sizes = hidden_sizes
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.device = device
+
+
+class TorchMLPRegressor(RegressorMixin, _TorchMLPBase):
     """A feed-forward ReLU network regressor trained with Adam and early stopping.
 
     Parameters
@@ -364,29 +391,6 @@ class TorchMLPRegressor(RegressorMixin, _TorchBase):
     (2,)
     """
 
-    def __init__(
-        self,
-        hidden_sizes: tuple[int, ...] = (64,),
-        *,
-        learning_rate: float = 1e-3,
-        weight_decay: float = 0.0,
-        batch_size: int = 64,
-        max_epochs: int = 200,
-        patience: int = 10,
-        validation_fraction: float = 0.1,
-        random_state: int | None = 0,
-        device: str = "cpu",
-    ) -> None:
-        self.hidden_sizes = hidden_sizes
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.device = device
-
     def fit(self, X: Any, y: Any) -> TorchMLPRegressor:
         """Fit on X of shape (n_samples, n_features) and y of shape (n_samples,)."""
         hidden = _check_hidden_sizes(self.hidden_sizes)
@@ -410,7 +414,7 @@ class TorchMLPRegressor(RegressorMixin, _TorchBase):
         return out * self.y_scale_ + self.y_mean_
 
 
-class TorchMLPClassifier(ClassifierMixin, _TorchBase):
+class TorchMLPClassifier(ClassifierMixin, _TorchMLPBase):
     """A feed-forward ReLU network classifier (softmax, cross-entropy) with early stopping.
 
     Parameters are those of `TorchMLPRegressor`. Labels may be any hashable values; ``classes_``
@@ -429,29 +433,6 @@ class TorchMLPClassifier(ClassifierMixin, _TorchBase):
     >>> model.classes_.tolist(), model.predict_proba(X[:3]).shape
     (['down', 'up'], (3, 2))
     """
-
-    def __init__(
-        self,
-        hidden_sizes: tuple[int, ...] = (64,),
-        *,
-        learning_rate: float = 1e-3,
-        weight_decay: float = 0.0,
-        batch_size: int = 64,
-        max_epochs: int = 200,
-        patience: int = 10,
-        validation_fraction: float = 0.1,
-        random_state: int | None = 0,
-        device: str = "cpu",
-    ) -> None:
-        self.hidden_sizes = hidden_sizes
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.device = device
 
     def fit(self, X: Any, y: Any) -> TorchMLPClassifier:
         """Fit on X of shape (n_samples, n_features) and labels y of shape (n_samples,)."""
