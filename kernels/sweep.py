@@ -276,3 +276,68 @@ def ma_crossover_sweep(
             out[b],
         )
     return out
+
+
+@njit(cache=True)
+def _ma_crossover_one_returns(
+    fill_prices: np.ndarray,
+    close_prices: np.ndarray,
+    fast: int,
+    slow: int,
+    fee_rate: float,
+    initial_cash: float,
+    row: np.ndarray,
+) -> None:
+    """One pair's bar returns into ``row`` (a helper: parfors cannot carry tuple state)."""
+    state = _initial_state(initial_cash)
+    previous = initial_cash
+    for i in range(close_prices.shape[0]):
+        x = close_prices[i]
+        old_fast = close_prices[i - fast + 1] if i >= fast - 1 else 0.0
+        old_slow = close_prices[i - slow + 1] if i >= slow - 1 else 0.0
+        state = _step(
+            state, x, fill_prices[i], old_fast, old_slow, fast, slow, fee_rate, i >= slow - 1
+        )
+        equity = state[2][0]
+        row[i] = equity / previous - 1.0 if i > 0 else 0.0
+        previous = equity
+
+
+@njit(cache=True, parallel=True)
+def ma_crossover_returns(
+    open_prices: np.ndarray,
+    close_prices: np.ndarray,
+    fast_bars: np.ndarray,
+    slow_bars: np.ndarray,
+    fee_bps: float,
+    fill_mode: int,
+    initial_cash: float,
+    out: np.ndarray,
+) -> np.ndarray:
+    """Bar returns of each pair of ``ma_crossover_sweep``: row k of ``out`` is pair k's series.
+
+    ``out[k, t] = equity[t] / equity[t - 1] - 1`` (``out[k, 0] = 0``), the equity being
+    ``target_position_backtest``'s bit for bit (the same ``_step`` as the sweep). ``out`` has
+    shape ``(len(fast_bars), len(close_prices))``; the CSCV of the probability of backtest
+    overfitting needs these series, which the sweep itself does not keep.
+    """
+    n = close_prices.shape[0]
+    n_combos = fast_bars.shape[0]
+    if open_prices.shape[0] != n:
+        raise ValueError("ma_crossover_returns: open and close lengths differ")
+    if slow_bars.shape[0] != n_combos:
+        raise ValueError("ma_crossover_returns: fast_bars and slow_bars lengths differ")
+    if out.shape[0] != n_combos or out.shape[1] != n:
+        raise ValueError("ma_crossover_returns: out must have shape (n_combos, n_bars)")
+    if fill_mode != FILL_NEXT_OPEN and fill_mode != FILL_NEXT_CLOSE:
+        raise ValueError("ma_crossover_returns: fill_mode must be 0 (open) or 1 (close)")
+    for k in range(n_combos):
+        if fast_bars[k] < 1 or slow_bars[k] <= fast_bars[k]:
+            raise ValueError("ma_crossover_returns: need 1 <= fast_bars < slow_bars")
+    fee_rate = fee_bps * 1e-4
+    fill_prices = open_prices if fill_mode == FILL_NEXT_OPEN else close_prices
+    for k in prange(n_combos):
+        _ma_crossover_one_returns(
+            fill_prices, close_prices, fast_bars[k], slow_bars[k], fee_rate, initial_cash, out[k]
+        )
+    return out

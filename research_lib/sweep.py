@@ -25,11 +25,13 @@ from kernels import backtest as backtest_nb
 from kernels import sweep as sweep_nb
 from research_lib.config import BacktestConfig
 
-__all__ = ["SweepResult", "ma_crossover_sweep"]
+__all__ = ["MAX_RETURNS_BYTES", "SweepResult", "ma_crossover_returns", "ma_crossover_sweep"]
 
 _FILL_MODES = {"next_open": backtest_nb.FILL_NEXT_OPEN, "next_close": backtest_nb.FILL_NEXT_CLOSE}
 # About this many bar x combination steps per chunk: a second or so, so the bar moves.
 _CHUNK_BAR_COMBOS = 200_000_000
+MAX_RETURNS_BYTES = 2 * 1024**3
+"""Largest return matrix ``ma_crossover_returns`` builds unless told otherwise (2 GiB)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,6 +114,70 @@ def _chunks(n_combos: int, chunk_combos: int) -> list[tuple[int, int]]:
     return [(lo, min(lo + chunk_combos, n_combos)) for lo in range(0, n_combos, chunk_combos)]
 
 
+@dataclass(frozen=True)
+class _SweepInputs:
+    config: BacktestConfig
+    open: np.ndarray
+    close: np.ndarray
+    fast: np.ndarray
+    slow: np.ndarray
+
+
+def _sweep_inputs(
+    close: pl.Series | np.ndarray,
+    open_prices: pl.Series | np.ndarray | None,
+    *,
+    fast_bars: Sequence[int],
+    slow_bars: Sequence[int],
+    periods_per_year: float,
+    fee_bps: float,
+    fill: str,
+    initial_cash: float,
+) -> _SweepInputs:
+    """Check a sweep's inputs; the (fast, slow) pairs with fast < slow, in grid order."""
+    if fill not in _FILL_MODES:
+        raise ValueError(
+            f"fill must be 'next_close' or 'next_open' for a sweep, got {fill!r}; "
+            f"use run_backtest for other fill modes"
+        )
+    config = BacktestConfig(fee_bps=fee_bps, fill=fill, initial_cash=initial_cash)
+    if isinstance(periods_per_year, bool) or not (
+        isinstance(periods_per_year, int | float) and math.isfinite(periods_per_year)
+    ):
+        raise ValueError(f"periods_per_year must be a finite number, got {periods_per_year!r}")
+    if periods_per_year <= 0:
+        raise ValueError(
+            f"periods_per_year must be > 0, got {periods_per_year}; e.g. 8760 for 1h bars"
+        )
+    close_array = _prices(close, name="close")
+    n_bars = close_array.shape[0]
+    if fill == "next_open":
+        if open_prices is None:
+            raise ValueError(
+                "fill='next_open' needs open_prices (the bars' open column); "
+                "or use fill='next_close'"
+            )
+        open_array = _prices(open_prices, name="open_prices")
+        if open_array.shape[0] != n_bars:
+            raise ValueError(
+                f"open_prices has {open_array.shape[0]} values but close has {n_bars}; "
+                f"pass the same bars' open and close"
+            )
+    else:
+        open_array = close_array
+    fast = _windows(fast_bars, name="fast_bars", minimum=1, n_bars=n_bars)
+    slow = _windows(slow_bars, name="slow_bars", minimum=2, n_bars=n_bars)
+    pairs = [(f, s) for f in fast for s in slow if f < s]
+    if not pairs:
+        raise ValueError(
+            f"no pair has fast_bars < slow_bars (fast_bars={fast}, slow_bars={slow}); "
+            f"make some fast windows shorter than some slow ones"
+        )
+    fast_array = np.array([f for f, _ in pairs], dtype=np.int64)
+    slow_array = np.array([s for _, s in pairs], dtype=np.int64)
+    return _SweepInputs(config, open_array, close_array, fast_array, slow_array)
+
+
 def ma_crossover_sweep(
     close: pl.Series | np.ndarray,
     *,
@@ -178,47 +244,20 @@ def ma_crossover_sweep(
     >>> result.table.select("fast_bars", "slow_bars", "trades").rows()
     [(1, 2, 3), (1, 3, 3), (2, 3, 3)]
     """
-    if fill not in _FILL_MODES:
-        raise ValueError(
-            f"fill must be 'next_close' or 'next_open' for a sweep, got {fill!r}; "
-            f"use run_backtest for other fill modes"
-        )
-    config = BacktestConfig(fee_bps=fee_bps, fill=fill, initial_cash=initial_cash)
-    if isinstance(periods_per_year, bool) or not (
-        isinstance(periods_per_year, int | float) and math.isfinite(periods_per_year)
-    ):
-        raise ValueError(f"periods_per_year must be a finite number, got {periods_per_year!r}")
-    if periods_per_year <= 0:
-        raise ValueError(
-            f"periods_per_year must be > 0, got {periods_per_year}; e.g. 8760 for 1h bars"
-        )
-    close_array = _prices(close, name="close")
+    inputs = _sweep_inputs(
+        close,
+        open_prices,
+        fast_bars=fast_bars,
+        slow_bars=slow_bars,
+        periods_per_year=periods_per_year,
+        fee_bps=fee_bps,
+        fill=fill,
+        initial_cash=initial_cash,
+    )
+    config, open_array, close_array = inputs.config, inputs.open, inputs.close
+    fast_array, slow_array = inputs.fast, inputs.slow
     n_bars = close_array.shape[0]
-    if fill == "next_open":
-        if open_prices is None:
-            raise ValueError(
-                "fill='next_open' needs open_prices (the bars' open column); "
-                "or use fill='next_close'"
-            )
-        open_array = _prices(open_prices, name="open_prices")
-        if open_array.shape[0] != n_bars:
-            raise ValueError(
-                f"open_prices has {open_array.shape[0]} values but close has {n_bars}; "
-                f"pass the same bars' open and close"
-            )
-    else:
-        open_array = close_array
-    fast = _windows(fast_bars, name="fast_bars", minimum=1, n_bars=n_bars)
-    slow = _windows(slow_bars, name="slow_bars", minimum=2, n_bars=n_bars)
-    pairs = [(f, s) for f in fast for s in slow if f < s]
-    if not pairs:
-        raise ValueError(
-            f"no pair has fast_bars < slow_bars (fast_bars={fast}, slow_bars={slow}); "
-            f"make some fast windows shorter than some slow ones"
-        )
-    fast_array = np.array([f for f, _ in pairs], dtype=np.int64)
-    slow_array = np.array([s for _, s in pairs], dtype=np.int64)
-    n_combos = len(pairs)
+    n_combos = fast_array.shape[0]
 
     if chunk_combos is None:
         # At least two pairs per thread, so that every thread has work in each call.
@@ -262,3 +301,79 @@ def ma_crossover_sweep(
         config=config,
         periods_per_year=float(periods_per_year),
     )
+
+
+def ma_crossover_returns(
+    close: pl.Series | np.ndarray,
+    *,
+    fast_bars: Sequence[int],
+    slow_bars: Sequence[int],
+    fee_bps: float = 10.0,
+    fill: Literal["next_open", "next_close"] = "next_close",
+    initial_cash: float = 10_000.0,
+    open_prices: pl.Series | np.ndarray | None = None,
+    max_bytes: int = MAX_RETURNS_BYTES,
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """The bar returns of every pair of :func:`ma_crossover_sweep`, one column per pair.
+
+    The sweep keeps one row of metrics per pair; the probability of backtest overfitting
+    (CSCV) needs each pair's whole return series. Same pairs, order, fills and fees as the
+    sweep: each column's equity is ``run_backtest``'s for that pair's targets.
+
+    Parameters
+    ----------
+    close, fast_bars, slow_bars, fee_bps, fill, initial_cash, open_prices
+        As in :func:`ma_crossover_sweep`.
+    max_bytes
+        Refuse a result larger than this (``n_bars * n_pairs * 8`` bytes), with the sizes in
+        the message, rather than exhaust memory; default 2 GiB.
+
+    Returns
+    -------
+    (pl.DataFrame, np.ndarray)
+        The pairs (``fast_bars``, ``slow_bars``), and a ``(n_bars, n_pairs)`` float64 array
+        of bar returns ``equity[t] / equity[t - 1] - 1`` (0 at the first bar).
+
+    Examples
+    --------
+    >>> close = np.array([10.0, 11.0, 12.0, 11.0, 10.0, 11.0, 13.0, 14.0])
+    >>> pairs, returns = ma_crossover_returns(close, fast_bars=[1], slow_bars=[2], fee_bps=0.0)
+    >>> pairs.rows(), returns.shape
+    ([(1, 2)], (8, 1))
+    >>> np.round(returns[:, 0], 4).tolist()
+    [0.0, 0.0, 0.0, -0.0833, -0.0909, 0.0, 0.0, 0.0769]
+    """
+    inputs = _sweep_inputs(
+        close,
+        open_prices,
+        fast_bars=fast_bars,
+        slow_bars=slow_bars,
+        periods_per_year=1.0,
+        fee_bps=fee_bps,
+        fill=fill,
+        initial_cash=initial_cash,
+    )
+    n_bars, n_pairs = inputs.close.shape[0], inputs.fast.shape[0]
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ValueError(f"max_bytes must be an int >= 1, got {max_bytes!r}")
+    if n_bars * n_pairs * 8 > max_bytes:
+        raise ValueError(
+            f"{n_bars} bars x {n_pairs} pairs of returns need {n_bars * n_pairs * 8:,} bytes, "
+            f"over max_bytes={max_bytes:,}; use fewer bars or pairs, or raise max_bytes"
+        )
+    out = np.empty((n_pairs, n_bars))
+    sweep_nb.ma_crossover_returns(
+        inputs.open,
+        inputs.close,
+        inputs.fast,
+        inputs.slow,
+        float(inputs.config.fee_bps),
+        _FILL_MODES[fill],
+        float(inputs.config.initial_cash),
+        out,
+    )
+    pairs = pl.DataFrame(
+        {"fast_bars": inputs.fast, "slow_bars": inputs.slow},
+        schema={"fast_bars": pl.Int64, "slow_bars": pl.Int64},
+    )
+    return pairs, out.T

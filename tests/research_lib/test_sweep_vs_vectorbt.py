@@ -20,7 +20,7 @@ import vectorbt as vbt
 
 from research_lib.backtest import run_backtest
 from research_lib.config import BacktestConfig
-from research_lib.sweep import SweepResult, ma_crossover_sweep
+from research_lib.sweep import SweepResult, ma_crossover_returns, ma_crossover_sweep
 
 BTC_1H = (
     Path(__file__).resolve().parents[2].parent
@@ -203,3 +203,52 @@ def test_input_errors_name_field_and_value() -> None:
         ma_crossover_sweep(close, open_prices=close[:49], fill="next_open", **ok)
     with pytest.raises(ValueError, match="fee_bps"):
         ma_crossover_sweep(close, fee_bps=-1.0, **ok)
+
+
+@pytest.mark.parametrize("fill", ["next_close", "next_open"])
+def test_returns_matrix_equals_run_backtest_equity(fill: str) -> None:
+    bars = random_walk_bars(700, seed=5)
+    pairs, returns = ma_crossover_returns(
+        bars["close"], open_prices=bars["open"], fast_bars=FAST, slow_bars=SLOW, fill=fill
+    )
+    result = run_sweep(bars, fill=fill, fee_bps=10.0)
+    assert pairs.rows() == result.table.select("fast_bars", "slow_bars").rows()
+    assert returns.shape == (bars.height, result.n_trials)
+    config = BacktestConfig(fee_bps=10.0, fill=fill, initial_cash=10_000.0)
+    close = bars["close"].to_numpy()
+    for k, (fast, slow) in enumerate(pairs.rows()):
+        equity = (
+            run_backtest(bars, target(close, fast, slow), config, periods_per_year=HOURS)
+            .equity["equity"]
+            .to_numpy()
+        )
+        expected = np.concatenate(([0.0], equity[1:] / equity[:-1] - 1.0))
+        np.testing.assert_array_equal(returns[:, k], expected)
+    # Compounding the columns gives the sweep's total returns.
+    np.testing.assert_allclose(
+        np.prod(1.0 + returns, axis=0) - 1.0, result.table["total_return"], rtol=1e-12, atol=1e-13
+    )
+
+
+def test_returns_matrix_matches_vectorbt_on_real_hours() -> None:
+    bars = real_bars().tail(5_000)
+    pairs, returns = ma_crossover_returns(
+        bars["close"], open_prices=bars["open"], fast_bars=FAST, slow_bars=SLOW, fee_bps=10.0
+    )
+    close = bars["close"].to_numpy()
+    long = np.column_stack([target(close, f, s) > 0.0 for f, s in pairs.rows()])
+    entries = np.zeros_like(long)
+    exits = np.zeros_like(long)
+    entries[1:] = long[:-1]
+    exits[1:] = ~long[:-1]
+    portfolio = vbt.Portfolio.from_signals(
+        pd.Series(close), entries, exits, fees=1e-3, init_cash=10_000.0, min_size=0.0,
+        direction="longonly",
+    )  # fmt: skip
+    np.testing.assert_allclose(returns, portfolio.returns().to_numpy(), rtol=1e-9, atol=1e-15)
+
+
+def test_returns_matrix_refuses_an_oversized_result() -> None:
+    close = np.linspace(100.0, 110.0, 1_000)
+    with pytest.raises(ValueError, match=r"1000 bars x 2 pairs .* over max_bytes=8,000"):
+        ma_crossover_returns(close, fast_bars=[2, 3], slow_bars=[10], max_bytes=8_000)
