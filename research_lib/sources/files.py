@@ -11,11 +11,23 @@ Formats read (``kind``, and how ``"auto"`` tells them apart by the file's extens
 - ``"freqtrade_json"`` (``.json``, ``.json.gz``): ``[[open_ms, o, h, l, c, v], ...]``.
 - ``"freqtrade_feather"`` (``.feather``): columns date (tz-aware datetime), open, high, low,
   close, volume.
+- ``"parquet"`` (``.parquet``): a file in the lake's own schema, as in ``../shared/data/real``:
+  ts (integer epoch ms), an optional symbol column, and either open, high, low, close, volume
+  (bars) or funding_rate with an optional mark_price (funding); other columns (``source``)
+  are ignored. The columns tell bars from funding. Funding times are kept as recorded, like
+  every other funding source here: Binance stamps a settlement up to ~50 ms after the hour
+  (``1619827200002``), and flooring it in one reader would give the same settlement two keys
+  in the lake. A funding ts must still lie less than a second after a whole hour.
 
 Symbol and interval come from the file name (freqtrade's ``BTC_USDT`` and ``BTC_USDT_USDT``
-both mean ``BTCUSDT``) or, where the name says nothing, from the caller. Every frame passes
+both mean ``BTCUSDT``; a parquet file's name is the symbol, ``BTCUSDT.parquet``, unless its
+symbol column says it) or, where the name says nothing, from the caller. Every frame passes
 ``validate_page`` with the file's path as ``where``, so a bad row is reported by file, field,
 ts and value.
+
+A path may begin with ``{real}``, the real data set (``research_lib.paths.real_data_dir()``),
+expanded when the files are read, so a profile's ``files_path`` (and its config id) does not
+name a machine's folders: ``files_path: "{real}/cex/binance_spot_1h"``.
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ import calendar
 import dataclasses
 import gzip
 import json
+import os
 import re
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -31,15 +44,19 @@ from pathlib import Path
 
 import polars as pl
 
+from research_lib.paths import real_data_dir
 from research_lib.sources.base import SCHEMAS, DataError, validate_page
 
-__all__ = ["KINDS", "FileSource", "interval_to_ms", "read_candle_file"]
+__all__ = ["KINDS", "REAL", "FileSource", "expand_path", "interval_to_ms", "read_candle_file"]
 
-KINDS = ("auto", "binance_dump", "freqtrade_json", "freqtrade_feather")
+KINDS = ("auto", "binance_dump", "freqtrade_json", "freqtrade_feather", "parquet")
+REAL = "{real}"
+"""Placeholder for ``research_lib.paths.real_data_dir()`` at the start of a path."""
 _SUFFIXES = {
     "binance_dump": (".zip", ".csv"),
     "freqtrade_json": (".json", ".json.gz"),
     "freqtrade_feather": (".feather",),
+    "parquet": (".parquet",),
 }
 _KLINE_COLUMNS = (
     "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
@@ -57,6 +74,48 @@ _FREQTRADE_NAME = re.compile(
     r"(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)(?:_[A-Za-z0-9]+)?-(?P<interval>\d+[smhdwM])"
     r"(?:-(?P<candle>[A-Za-z_]+))?\.(?:json|json\.gz|feather)"
 )
+_PARQUET_NAME = re.compile(r"(?P<symbol>[A-Z0-9]+)\.parquet")
+_FUNDING_JITTER_MS = 1_000  # a settlement is stamped up to ~50 ms after its hour
+
+
+def expand_path(path: str | Path) -> Path:
+    """``path`` with a leading ``{real}`` replaced by ``research_lib.paths.real_data_dir()``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` starts with ``{real}`` and the real data set, or the part of it named,
+        is not there; the message gives the folder looked in and ``RESEARCH_REAL_DATA_DIR``.
+
+    Examples
+    --------
+    >>> import os, tempfile, unittest.mock
+    >>> folder = tempfile.mkdtemp()
+    >>> with unittest.mock.patch.dict(os.environ, {"RESEARCH_REAL_DATA_DIR": folder}):
+    ...     expand_path("{real}") == Path(folder).resolve()
+    True
+    >>> expand_path("/data/BTCUSDT-1h-2024-01.zip")
+    PosixPath('/data/BTCUSDT-1h-2024-01.zip')
+    """
+    text = str(path)
+    if not text.startswith(REAL):
+        return Path(text)
+    root = real_data_dir()
+    expanded = Path(str(root) + text[len(REAL) :])
+    if not root.is_dir():
+        told = "the default, ../shared/data/real beside the checkout"
+        if os.environ.get("RESEARCH_REAL_DATA_DIR"):
+            told = "from RESEARCH_REAL_DATA_DIR"
+        raise FileNotFoundError(
+            f"{text}: the real data set was not found: looked for it in {root} ({told}); "
+            f"fetch it there or set RESEARCH_REAL_DATA_DIR to where it is"
+        )
+    if not expanded.exists():
+        raise FileNotFoundError(
+            f"{text}: {expanded} is not in the real data set at {root} "
+            f"(research_lib.paths.real_data_dir()); check the path after {REAL}"
+        )
+    return expanded
 
 
 def interval_to_ms(interval: str) -> int:
@@ -80,6 +139,7 @@ class _FileInfo:
     symbol: str | None = None
     interval: str | None = None
     period: tuple[int, int] | None = None  # [start_ms, end_ms) the dump covers, by its name
+    symbols: tuple[str, ...] = ()  # a parquet file's symbol column, where the name says none
 
 
 def _kind_of(path: Path, kind: str) -> str | None:
@@ -102,7 +162,30 @@ def _describe(path: Path, kind: str) -> _FileInfo:
         candle = m["candle"] or "spot"
         dataset = "bars" if candle in ("spot", "futures") else f"freqtrade {candle}"
         return _FileInfo(path, kind, dataset, m["base"] + m["quote"], m["interval"])
+    if kind == "parquet":
+        return _describe_parquet(path)
     return _FileInfo(path, kind)
+
+
+def _describe_parquet(path: Path) -> _FileInfo:
+    """Dataset from the columns; symbol from the name, else from the symbol column."""
+    try:
+        columns = pl.read_parquet_schema(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise DataError(f"file {path}: not a readable parquet file ({exc})") from None
+    dataset = None  # neither set of columns: read as asked, and refused naming what is missing
+    if "funding_rate" in columns:
+        dataset = "funding"
+    elif all(c in columns for c in _OHLCV):
+        dataset = "bars"
+    if m := _PARQUET_NAME.fullmatch(path.name):
+        return _FileInfo(path, "parquet", dataset, m["symbol"])
+    if "symbol" not in columns:
+        return _FileInfo(path, "parquet", dataset)
+    found = pl.scan_parquet(path).select(pl.col("symbol").cast(pl.String).unique().sort())
+    symbols = tuple(s for s in found.collect()["symbol"].to_list() if s is not None)
+    single = symbols[0] if len(symbols) == 1 else None
+    return _FileInfo(path, "parquet", dataset, single, symbols=symbols)
 
 
 def _fail(where: str, field: str, value: object, at: str, problem: str) -> DataError:
@@ -230,6 +313,58 @@ def _read_freqtrade_feather(path: Path, *, symbol: str, where: str) -> pl.DataFr
     ).with_columns(pl.col(_OHLCV).cast(pl.Float64))
 
 
+def _read_parquet(
+    info: _FileInfo,
+    *,
+    dataset: str,
+    symbol: str,
+    where: str,
+    start_ms: int | None,
+    end_ms: int | None,
+) -> pl.DataFrame:
+    scan = pl.scan_parquet(info.path)
+    columns = scan.collect_schema()
+    needed = [c for c in SCHEMAS[dataset] if c not in ("symbol", "mark_price")]
+    missing = [c for c in needed if c not in columns]
+    if missing:
+        raise DataError(
+            f"{where}: a {dataset} parquet file needs column(s) {missing}; its columns are "
+            f"{list(columns)}; is it the right file?"
+        )
+    if not columns["ts"].is_integer():
+        raise DataError(
+            f"{where}: column 'ts' is {columns['ts']}, not integer epoch ms; write "
+            f"pl.col('ts').dt.epoch('ms')"
+        )
+    if start_ms is not None and end_ms is not None:
+        scan = scan.filter(pl.col("ts").is_between(start_ms, end_ms, closed="left"))
+    if "symbol" in columns:
+        scan = scan.with_columns(pl.col("symbol").cast(pl.String))
+        if info.symbol is None:  # several symbols in one file: keep the one asked for
+            scan = scan.filter(pl.col("symbol") == symbol)
+    else:
+        scan = scan.with_columns(symbol=pl.lit(symbol))
+    if dataset == "funding" and "mark_price" not in columns:
+        scan = scan.with_columns(mark_price=pl.lit(float("nan")))
+    frame = scan.select(list(SCHEMAS[dataset])).collect()
+    other = frame["symbol"].is_not_null() & (frame["symbol"] != symbol)
+    if other.any():
+        row = int(other.arg_max())
+        raise _fail(
+            where, "symbol", frame["symbol"][row], f"ts {frame['ts'][row]}",
+            f"but the file is read as {symbol} (its name or the request); split the file",
+        )  # fmt: skip
+    if dataset == "funding":
+        late = frame["ts"] % 3_600_000 >= _FUNDING_JITTER_MS
+        if late.any():
+            row = int(late.arg_max())
+            raise _fail(
+                where, "ts", frame["ts"][row], f"row {row} ({symbol})",
+                f"is not within {_FUNDING_JITTER_MS} ms after a whole hour, when funding settles",
+            )  # fmt: skip
+    return frame
+
+
 def _load(
     info: _FileInfo,
     *,
@@ -245,6 +380,10 @@ def _load(
         frame = _read_binance(info.path, dataset=dataset, symbol=symbol, where=where)
     elif info.kind == "freqtrade_json":
         frame = _read_freqtrade_json(info.path, symbol=symbol, where=where)
+    elif info.kind == "parquet":
+        frame = _read_parquet(
+            info, dataset=dataset, symbol=symbol, where=where, start_ms=start_ms, end_ms=end_ms
+        )
     else:
         frame = _read_freqtrade_feather(info.path, symbol=symbol, where=where)
     if info.period is not None:
@@ -280,10 +419,10 @@ def read_candle_file(
     ----------
     path
         The file: ``.zip`` / ``.csv`` (Binance dump), ``.json`` / ``.json.gz`` / ``.feather``
-        (freqtrade).
+        (freqtrade), ``.parquet`` (lake schema); it may begin with ``{real}``.
     kind
         ``"auto"`` (by extension) or one of ``"binance_dump"``, ``"freqtrade_json"``,
-        ``"freqtrade_feather"``.
+        ``"freqtrade_feather"``, ``"parquet"``.
     dataset, symbol, interval
         Needed only where the file name does not say them (``dataset`` defaults to
         ``"bars"``); given and contradicting the name, they raise ``ValueError``.
@@ -291,7 +430,8 @@ def read_candle_file(
     Returns
     -------
     pl.DataFrame
-        ``BARS_SCHEMA`` or ``FUNDING_SCHEMA`` columns (funding mark_price is NaN).
+        ``BARS_SCHEMA`` or ``FUNDING_SCHEMA`` columns (funding mark_price is NaN where the
+        file has none).
 
     Raises
     ------
@@ -307,7 +447,7 @@ def read_candle_file(
     >>> read_candle_file(path).select("ts", "symbol", "close").rows()
     [(1704067200000, 'ETHUSDT', 2295.51)]
     """
-    path = Path(path)
+    path = expand_path(path)
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} is unknown; use one of {list(KINDS)}")
     found = _kind_of(path, kind)
@@ -329,14 +469,16 @@ def read_candle_file(
 
 
 class FileSource:
-    """Binance dumps or freqtrade candle files, one page per file, oldest first.
+    """Binance dumps, freqtrade candles or parquet files, one page per file, oldest first.
 
     Parameters
     ----------
     paths_or_dir
-        A directory (its files, not its subdirectories, are read) or a list of files. In a
-        directory only files whose names give symbol and interval are used; a listed file
-        whose name says nothing is taken to hold what ``pages`` asks for.
+        A directory (its files, not its subdirectories, are read) or a list of files; a
+        leading ``{real}`` is the real data set (``expand_path``), looked up at read time.
+        In a directory only files whose names (or, for parquet, symbol columns) give the
+        symbol are used; a listed file whose name says nothing is taken to hold what
+        ``pages`` asks for, as is the interval of a file whose name gives none (parquet).
     kind
         ``"auto"`` (by extension) or one format for all files.
 
@@ -369,11 +511,11 @@ class FileSource:
         if self.kind not in KINDS:
             raise ValueError(f"kind={self.kind!r} is unknown; use one of {list(KINDS)}")
         if isinstance(self.paths_or_dir, str | Path):
-            root = Path(self.paths_or_dir)
+            root = expand_path(self.paths_or_dir)
             listed = not root.is_dir()
             paths = [root] if listed else sorted(p for p in root.iterdir() if p.is_file())
         else:
-            listed, paths = True, [Path(p) for p in self.paths_or_dir]
+            listed, paths = True, [expand_path(p) for p in self.paths_or_dir]
         infos = []
         for path in paths:
             if not path.exists():
@@ -382,7 +524,7 @@ class FileSource:
             if kind is None and listed:
                 raise ValueError(f"{path}: not a {self.kind} file by its extension")
             info = None if kind is None else _describe(path, kind)
-            if info is not None and (listed or info.symbol is not None):
+            if info is not None and (listed or info.symbol is not None or info.symbols):
                 infos.append(info)
         if not infos:
             raise FileNotFoundError(f"{self.paths_or_dir}: holds no {self.kind} candle files")
@@ -397,6 +539,8 @@ class FileSource:
         wanted = []
         for info in self._files():
             if (info.dataset or dataset) != dataset or (info.symbol or symbol) != symbol:
+                continue
+            if info.symbols and symbol not in info.symbols:
                 continue
             if dataset == "bars" and (info.interval or interval) != interval:
                 continue
