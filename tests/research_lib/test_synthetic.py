@@ -370,3 +370,31 @@ def test_markov_two_state_path_matches_a_python_loop() -> None:
             state = 1 - state
         expected.append(state)
     np.testing.assert_array_equal(markov_two_state_path(uniforms, 0.05, 0.2, 0), expected)
+
+
+def test_planted_lead_lag_makes_the_leader_predict_the_others_an_hour_ahead() -> None:
+    symbols = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    start = 1_704_067_200_000
+
+    def hourly_returns(beta: float) -> dict[str, np.ndarray]:
+        config = SyntheticMarketConfig(seed=3, symbols=symbols, lead_lag_beta=beta)
+        bars = SyntheticSource(config).fetch(
+            dataset="bars", symbols=list(symbols), interval="1h",
+            start_ms=start, end_ms=start + 120 * 86_400_000,
+        )  # fmt: skip
+        return {
+            s: np.diff(np.log(bars.filter(pl.col("symbol") == s).sort("ts")["close"].to_numpy()))
+            for s in symbols
+        }
+
+    plain, planted = hourly_returns(0.0), hourly_returns(0.2)
+    np.testing.assert_array_equal(plain["BTCUSDT"], planted["BTCUSDT"])  # the leader unchanged
+    for follower in ("ETHUSDT", "SOLUSDT"):
+        lagged = np.corrcoef(planted["BTCUSDT"][:-1], planted[follower][1:])[0, 1]
+        before = np.corrcoef(plain["BTCUSDT"][:-1], plain[follower][1:])[0, 1]
+        assert lagged > 0.08 > abs(before)
+        # Exactly beta times the leader's previous hour was added to each hour.
+        added = planted[follower][1:] - plain[follower][1:]
+        np.testing.assert_allclose(added, 0.2 * plain["BTCUSDT"][:-1], atol=1e-12)
+    with pytest.raises(ValueError, match="lead_lag_leader='BTCUSDT' is not among symbols"):
+        SyntheticMarketConfig(symbols=("ETHUSDT",), lead_lag_beta=0.1)
