@@ -69,6 +69,10 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("prices", ("source", "interval", "symbol"), ("ts",), "00_collect", True, True),
         DatasetSpec("features", ("source", "interval", "symbol"), ("ts",), "10_features", False),
         DatasetSpec("predictions", ("source", "interval", "symbol"), ("ts",), "20_model", False),
+        # The promotion gate's records (research_lib.gate), one row per criterion.
+        DatasetSpec(
+            "validations", ("candidate_kind",), ("record_id", "criterion"), "40_validate", False
+        ),
         DatasetSpec(
             "quality", ("source", "interval", "symbol"), ("check", "ts_first"), "00_collect", False
         ),
