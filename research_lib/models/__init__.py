@@ -5,7 +5,8 @@
 - ``tabular``: ``make_model`` for ridge, logistic, random forest and histogram gradient
   boosting, seeded;
 - ``torch_nets``: ``TorchMLPRegressor``, ``TorchMLPClassifier`` and the causal
-  ``TorchLSTMRegressor`` (CPU, seeded, deterministic, early stopping);
+  ``TorchLSTMRegressor`` and ``TorchLSTMClassifier`` (CPU, seeded, deterministic, early
+  stopping);
 - ``ensemble``: ``OutOfFoldEnsemble`` (regressor) and ``OutOfFoldEnsembleClassifier``,
   weighted by out-of-fold loss or stacked, over any (purged) splitter;
 - ``registry``: ``ModelRegistry``, fitted models keyed by the sha256 of their bytes, with

@@ -14,9 +14,10 @@ The learned network lives in ``state_dict_`` as plain NumPy arrays, together wit
 demand, so the estimators pickle with joblib and reload bit for bit, and importing this module
 does not import torch (that happens at the first ``fit``/``predict``).
 
-``TorchLSTMRegressor`` is causal: the prediction for row t reads rows t-window_bars+1..t of X
-only. The first ``window_bars - 1`` rows have no full window; ``predict`` returns NaN for them
-(so its output always has ``len(X)`` rows) and ``fit`` skips them.
+``TorchLSTMRegressor`` and ``TorchLSTMClassifier`` are causal: the prediction for row t reads
+rows t-window_bars+1..t of X only. The first ``window_bars - 1`` rows have no full window;
+``predict`` (``predict_proba`` for the classifier) returns NaN for them, so its output always
+has ``len(X)`` rows, and ``fit`` skips them.
 """
 
 from __future__ import annotations
@@ -36,7 +37,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["TorchLSTMRegressor", "TorchMLPClassifier", "TorchMLPRegressor"]
+__all__ = [
+    "TorchLSTMClassifier",
+    "TorchLSTMRegressor",
+    "TorchMLPClassifier",
+    "TorchMLPRegressor",
+]
 
 _DTYPE = np.float64  # float64 end to end: predictions do not depend on the batch they come in
 
@@ -234,6 +240,26 @@ class _TorchBase(BaseEstimator):
         self.x_scale_ = np.where(scale > 0, scale, 1.0)  # constant columns pass through
         return (X - self.x_mean_) / self.x_scale_
 
+    def _scale_target(self, y: np.ndarray) -> np.ndarray:
+        """Learn ``y_mean_``/``y_scale_``; the standardised target as a (n, 1) column."""
+        self.y_mean_ = float(y.mean())
+        y_std = float(y.std())
+        self.y_scale_ = y_std if y_std > 0 else 1.0
+        return ((y - self.y_mean_) / self.y_scale_)[:, None]
+
+    def _encode_classes(self, y: np.ndarray, *, name: str = "y") -> np.ndarray:
+        """Learn ``classes_`` (sorted) and ``class_prior_``; the int64 class codes of ``y``."""
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        self.classes_ = encoder.classes_
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"{name} has 1 class ({self.classes_[0]!r}); a classifier needs at least 2 classes."
+            )
+        codes = encoder.transform(y).astype(np.int64)
+        self.class_prior_ = np.bincount(codes, minlength=len(self.classes_)) / len(codes)
+        return codes
+
     def _fit_network(
         self, config: dict[str, Any], inputs: np.ndarray, targets: np.ndarray, *, clf: bool
     ) -> None:
@@ -283,6 +309,13 @@ class _TorchBase(BaseEstimator):
         super().__setstate__(state)
         if "state_dict_" in state:
             self._module = None
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (n, k) logits; NaN rows stay NaN."""
+    logits = logits - logits.max(axis=1, keepdims=True)
+    proba = np.exp(logits)
+    return proba / proba.sum(axis=1, keepdims=True)
 
 
 def _positive_float(value: object) -> bool:
@@ -398,10 +431,7 @@ class TorchMLPRegressor(RegressorMixin, _TorchMLPBase):
         X, y = validate_data(self, X, y, dtype=_DTYPE, y_numeric=True)
         y = np.asarray(y, dtype=_DTYPE)
         inputs = self._scale_fit(X)
-        self.y_mean_ = float(y.mean())
-        y_std = float(y.std())
-        self.y_scale_ = y_std if y_std > 0 else 1.0
-        targets = ((y - self.y_mean_) / self.y_scale_)[:, None]
+        targets = self._scale_target(y)
         config = {"kind": "mlp", "n_inputs": X.shape[1], "hidden_sizes": hidden, "n_outputs": 1}
         self._fit_network(config, inputs, targets, clf=False)
         return self
@@ -418,8 +448,8 @@ class TorchMLPClassifier(ClassifierMixin, _TorchMLPBase):
     """A feed-forward ReLU network classifier (softmax, cross-entropy) with early stopping.
 
     Parameters are those of `TorchMLPRegressor`. Labels may be any hashable values; ``classes_``
-    holds them sorted, and ``predict_proba`` columns follow that order. The validation loss
-    is the cross-entropy on the time-ordered tail.
+    holds them sorted (``class_prior_`` their frequencies), and ``predict_proba`` columns
+    follow that order. The validation loss is the cross-entropy on the time-ordered tail.
 
     Examples
     --------
@@ -439,14 +469,7 @@ class TorchMLPClassifier(ClassifierMixin, _TorchMLPBase):
         hidden = _check_hidden_sizes(self.hidden_sizes)
         self._check_common_params()
         X, y = validate_data(self, X, y, dtype=_DTYPE)
-        check_classification_targets(y)
-        encoder = LabelEncoder().fit(y)
-        self.classes_ = encoder.classes_
-        if len(self.classes_) < 2:
-            raise ValueError(
-                f"y has 1 class ({self.classes_[0]!r}); a classifier needs at least 2 classes."
-            )
-        targets = encoder.transform(y).astype(np.int64)
+        targets = self._encode_classes(y)
         inputs = self._scale_fit(X)
         config = {
             "kind": "mlp",
@@ -461,10 +484,7 @@ class TorchMLPClassifier(ClassifierMixin, _TorchMLPBase):
         """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
         check_is_fitted(self, "state_dict_")
         X = validate_data(self, X, dtype=_DTYPE, reset=False)
-        logits = _forward_numpy(self.model_, (X - self.x_mean_) / self.x_scale_)
-        logits -= logits.max(axis=1, keepdims=True)
-        proba = np.exp(logits)
-        return proba / proba.sum(axis=1, keepdims=True)
+        return _softmax(_forward_numpy(self.model_, (X - self.x_mean_) / self.x_scale_))
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class of each row, shape (n_samples,)."""
@@ -481,13 +501,85 @@ def _windows(X: np.ndarray, window_bars: int) -> np.ndarray:
     return np.ascontiguousarray(view.transpose(0, 2, 1))
 
 
-class TorchLSTMRegressor(RegressorMixin, _TorchBase):
+class _TorchLSTMBase(_TorchBase):
+    """The LSTMs' parameters, windowing and causal forward pass (shared by both tasks)."""
+
+    def __init__(
+        self,
+        window_bars: int = 16,
+        *,
+        hidden_size: int = 32,
+        num_layers: int = 1,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        batch_size: int = 64,
+        max_epochs: int = 200,
+        patience: int = 10,
+        validation_fraction: float = 0.1,
+        random_state: int | None = 0,
+        device: str = "cpu",
+    ) -> None:
+        self.window_bars = window_bars
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.device = device
+
+    def _fit_windows(self, X: Any, y: Any, *, y_numeric: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Check parameters and data; the scaled windows and the y of rows with a full window."""
+        for field in ("window_bars", "hidden_size", "num_layers"):
+            value = getattr(self, field)
+            if not (_is_int(value) and value >= 1):
+                raise ValueError(f"{field}={value!r} is invalid; pass an int >= 1.")
+        self._check_common_params()
+        X, y = validate_data(self, X, y, dtype=_DTYPE, y_numeric=y_numeric)
+        if len(X) < self.window_bars:
+            raise ValueError(
+                f"window_bars={self.window_bars} exceeds the {len(X)} rows of X; "
+                "pass more rows or a smaller window_bars."
+            )
+        windows = _windows(self._scale_fit(X), self.window_bars)
+        return windows, y[self.window_bars - 1 :]  # rows without a full window are skipped
+
+    def _fit_lstm(
+        self, windows: np.ndarray, targets: np.ndarray, *, n_outputs: int, clf: bool
+    ) -> None:
+        config = {
+            "kind": "lstm",
+            "n_inputs": windows.shape[2],
+            "hidden_size": int(self.hidden_size),
+            "num_layers": int(self.num_layers),
+            "n_outputs": n_outputs,
+            "window_bars": int(self.window_bars),
+        }
+        self._fit_network(config, windows, targets, clf=clf)
+
+    def _forward_rows(self, X: Any) -> np.ndarray:
+        """Network outputs, shape (n_samples, n_outputs); NaN rows where no full window."""
+        check_is_fitted(self, "state_dict_")
+        X = validate_data(self, X, dtype=_DTYPE, reset=False)
+        window = self.module_config_["window_bars"]  # as fitted, even after set_params
+        out = np.full((len(X), self.module_config_["n_outputs"]), np.nan)
+        if len(X) >= window:
+            windows = _windows((X - self.x_mean_) / self.x_scale_, window)
+            out[window - 1 :] = _forward_numpy(self.model_, windows)
+        return out
+
+
+class TorchLSTMRegressor(RegressorMixin, _TorchLSTMBase):
     """An LSTM regressor over a trailing window of ``window_bars`` rows of X (causal).
 
     Rows of X must be in time order. The prediction for row t reads rows
     t-window_bars+1..t only, through the LSTM's last hidden state and a linear head. The first
     ``window_bars - 1`` rows have no full window: ``fit`` skips them and ``predict`` returns NaN
-    there, so ``predict(X)`` always has ``len(X)`` values.
+    there, so ``predict(X)`` always has ``len(X)`` values. To predict a test block that follows
+    the training rows, pass the last ``window_bars - 1`` training rows in front of it.
 
     Parameters
     ----------
@@ -517,72 +609,72 @@ random_state, device
     ((300,), True)
     """
 
-    def __init__(
-        self,
-        window_bars: int = 16,
-        *,
-        hidden_size: int = 32,
-        num_layers: int = 1,
-        learning_rate: float = 1e-3,
-        weight_decay: float = 0.0,
-        batch_size: int = 64,
-        max_epochs: int = 200,
-        patience: int = 10,
-        validation_fraction: float = 0.1,
-        random_state: int | None = 0,
-        device: str = "cpu",
-    ) -> None:
-        self.window_bars = window_bars
-        self.hidden_size = hidden_size
-        self.num_layers = num_layers
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.device = device
-
     def fit(self, X: Any, y: Any) -> TorchLSTMRegressor:
         """Fit on time-ordered X (n_samples, n_features) and y (n_samples,)."""
-        for field in ("window_bars", "hidden_size", "num_layers"):
-            value = getattr(self, field)
-            if not (_is_int(value) and value >= 1):
-                raise ValueError(f"{field}={value!r} is invalid; pass an int >= 1.")
-        self._check_common_params()
-        X, y = validate_data(self, X, y, dtype=_DTYPE, y_numeric=True)
-        y = np.asarray(y, dtype=_DTYPE)
-        if len(X) < self.window_bars:
-            raise ValueError(
-                f"window_bars={self.window_bars} exceeds the {len(X)} rows of X; "
-                "pass more rows or a smaller window_bars."
-            )
-        inputs = _windows(self._scale_fit(X), self.window_bars)
-        y = y[self.window_bars - 1 :]  # rows without a full window are skipped
-        self.y_mean_ = float(y.mean())
-        y_std = float(y.std())
-        self.y_scale_ = y_std if y_std > 0 else 1.0
-        targets = ((y - self.y_mean_) / self.y_scale_)[:, None]
-        config = {
-            "kind": "lstm",
-            "n_inputs": X.shape[1],
-            "hidden_size": int(self.hidden_size),
-            "num_layers": int(self.num_layers),
-            "n_outputs": 1,
-            "window_bars": int(self.window_bars),
-        }
-        self._fit_network(config, inputs, targets, clf=False)
+        windows, y = self._fit_windows(X, y, y_numeric=True)
+        targets = self._scale_target(np.asarray(y, dtype=_DTYPE))
+        self._fit_lstm(windows, targets, n_outputs=1, clf=False)
         return self
 
     def predict(self, X: Any) -> np.ndarray:
         """Predictions of shape (n_samples,), NaN on the first ``window_bars - 1`` rows."""
-        check_is_fitted(self, "state_dict_")
-        X = validate_data(self, X, dtype=_DTYPE, reset=False)
-        window = self.module_config_["window_bars"]  # as fitted, even after set_params
-        out = np.full(len(X), np.nan)
-        if len(X) >= window:
-            windows = _windows((X - self.x_mean_) / self.x_scale_, window)
-            pred = _forward_numpy(self.model_, windows)[:, 0]
-            out[window - 1 :] = pred * self.y_scale_ + self.y_mean_
-        return out
+        return self._forward_rows(X)[:, 0] * self.y_scale_ + self.y_mean_
+
+
+class TorchLSTMClassifier(ClassifierMixin, _TorchLSTMBase):
+    """An LSTM classifier (softmax, cross-entropy) over a trailing window of X (causal).
+
+    The sequence model of `TorchLSTMRegressor` with the class head of `TorchMLPClassifier`:
+    rows of X in time order, the prediction for row t reads rows t-window_bars+1..t only,
+    labels may be any hashable values, ``classes_`` holds them sorted and ``predict_proba``
+    columns follow that order. The validation loss is the cross-entropy on the time-ordered
+    tail of the windows.
+
+    The first ``window_bars - 1`` rows have no full window: ``fit`` skips them (``classes_``
+    and ``class_prior_`` come from the rows it fits), ``predict_proba`` returns NaN rows there,
+    and ``predict`` returns the most frequent fitted class there (the mode of
+    ``class_prior_``), so drop those rows before scoring. To predict a test block that
+    follows the training rows, pass the last ``window_bars - 1`` training rows in front of it.
+
+    Parameters are those of `TorchLSTMRegressor`.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The sorted labels of the fitted rows.
+    class_prior_ : ndarray of shape (n_classes,)
+        Their frequencies among the fitted rows.
+    Others as in `TorchMLPRegressor`, without ``y_mean_``/``y_scale_``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(400, 1))
+    >>> y = np.where(np.roll(x[:, 0], 2) > 0, "up", "down")  # the sign of x_{t-2}
+    >>> model = TorchLSTMClassifier(window_bars=4, hidden_size=8, learning_rate=1e-2)
+    >>> proba = model.fit(x, y).predict_proba(x)  # doctest: +SKIP
+    >>> model.classes_.tolist(), proba.shape, bool(np.isnan(proba[:3]).all())  # doctest: +SKIP
+    (['down', 'up'], (400, 2), True)
+    """
+
+    def fit(self, X: Any, y: Any) -> TorchLSTMClassifier:
+        """Fit on time-ordered X (n_samples, n_features) and labels y (n_samples,)."""
+        windows, y = self._fit_windows(X, y, y_numeric=False)
+        name = f"y[window_bars - 1:] (window_bars={self.window_bars})"
+        targets = self._encode_classes(y, name=name)
+        self._fit_lstm(windows, targets, n_outputs=len(self.classes_), clf=True)
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes), NaN on the first
+        ``window_bars - 1`` rows; columns in ``classes_`` order."""
+        return _softmax(self._forward_rows(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class of each row, shape (n_samples,); the mode of
+        ``class_prior_`` on the first ``window_bars - 1`` rows."""
+        proba = self.predict_proba(X)
+        codes = np.argmax(np.nan_to_num(proba, nan=-1.0), axis=1)
+        codes[np.isnan(proba[:, 0])] = int(np.argmax(self.class_prior_))
+        return self.classes_[codes]
