@@ -17,9 +17,14 @@ and a pass/fail:
   ranges of the real Polygon pool) in seconds.
 - ingest (``bench_ingest.py``): 5 symbols x 2 years of real hourly candles from a local server
   speaking Binance's protocol into the lake, >= 100k rows/s with peak RSS < 500 MB.
+- models (``bench_models.py``): walk-forward training time of each model family (ridge,
+  logistic, random forest, gradient boosting, ARIMA, torch MLP/LSTM, the out-of-fold ensemble)
+  on 60,000 real BTCUSDT hourly bars, 5 purged folds, with each family's out-of-sample score;
+  the whole section in < 8 minutes.
 
 The machine is shared and noisy; ratios from the same run are the figures to compare.
-Options: ``--quick`` (1M bars, fewer repeats: a smoke run), ``--skip-vectorbt``.
+Options: ``--quick`` (1M bars, fewer repeats, ~2,000 bars and tiny models for the models
+section: a smoke run), ``--skip-vectorbt``.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from bench_indicators import (  # noqa: E402
     memory_bound,
     synthetic_bars,
 )
+from bench_models import models_markdown  # noqa: E402
 
 from research_lib.atomic import atomic_write_text  # noqa: E402
 
@@ -58,6 +64,7 @@ TARGET_SWEEP_SPEEDUP = 50.0
 TARGET_SWEEP_PEAK_MB = 2048.0
 TARGET_INGEST_ROWS_PER_S = 100_000.0
 TARGET_INGEST_PEAK_MB = 500.0
+TARGET_MODELS_SECONDS = 480.0
 RETURNS_RTOL = 1e-9
 STEPS = ("features", "strategy", "backtest", "sweep")  # bench_compile.py's first calls
 
@@ -228,6 +235,14 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {label} | {run['import_s']:.2f} | {run['first_call_s']:.2f} | {steps} |")
     lines += ["", *ingest_markdown(report)]
     lines += ["", *defi_markdown(report)]
+    models = report["models"]
+    lines += [
+        "",
+        *models_markdown(models),
+        "",
+        f"- Section time: {models['seconds']:.0f} s (target < 480 s) — "
+        f"{mark(targets['models_section_seconds']['pass'])}",
+    ]
     lines.append("")
     return "\n".join(lines)
 
@@ -350,6 +365,12 @@ def main() -> None:
             f"{ingest['rows_per_s']:,.0f} rows/s, peak RSS {ingest['peak_rss_mb']:.0f} MB"
         )
 
+    log("models: walk-forward training time per family (a subprocess)")
+    models = child("bench_models.py", *(["--quick"] if options.quick else []))
+    log(f"  {models['data']}; {len(models['families'])} families in {models['seconds']:.0f} s")
+    for row in models["families"]:
+        log(f"  {row['family']} ({row['task']}): {row['fit_seconds']:.1f} s fit")
+
     targets = {
         "every_talib_indicator_within_1x": {
             "count": len(covered),
@@ -366,6 +387,7 @@ def main() -> None:
             ingest.get("rows_per_s"), TARGET_INGEST_ROWS_PER_S, at_most=False
         ),
         "ingest_peak_memory_mb": check(ingest.get("peak_rss_mb"), TARGET_INGEST_PEAK_MB),
+        "models_section_seconds": check(models["seconds"], TARGET_MODELS_SECONDS),
     }
     report = {
         "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -379,6 +401,7 @@ def main() -> None:
         "compile": compile_,
         "ingest": ingest,
         "defi": {"indexer": indexer, "lp_sweep": lp_sweep},
+        "models": models,
         "targets": targets,
         "seconds": time.perf_counter() - started,
     }
