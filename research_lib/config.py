@@ -194,6 +194,20 @@ class ModelConfig(FrozenConfig):
     ridge_alpha: float = Field(default=1.0, gt=0)
     n_splits: int = Field(default=4, ge=2)
     min_train_bars: int = Field(default=500, ge=50)
+    families: tuple[str, ...] = ("ridge", "random_forest", "hist_gradient_boosting", "arima")
+    """Model families of ``research_lib.models.walk_forward`` run side by side on the same
+    walk-forward folds (``FAMILIES``: also ``mlp``, ``lstm`` and ``ensemble``)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        known = ("ridge", "random_forest", "hist_gradient_boosting", "mlp", "lstm", "arima")
+        unknown = [f for f in self.families if f not in (*known, "ensemble")]
+        if unknown or not self.families or len(set(self.families)) != len(self.families):
+            raise ValueError(
+                f"families={list(self.families)}: name each of {[*known, 'ensemble']} at most "
+                "once, at least one"
+            )
+        return self
 
 
 class StrategyConfig(FrozenConfig):
@@ -389,6 +403,7 @@ PARAM_ALIASES: dict[tuple[str, str], str] = {
     ("sweep", "fast_bars"): "sweep_fast_bars",
     ("sweep", "slow_bars"): "sweep_slow_bars",
     ("validation", "seed"): "validation_seed",
+    ("model", "families"): "model_families",
 }
 
 
