@@ -18,6 +18,10 @@ Families (``FAMILIES``):
   every target known at the time (statsmodels ``append`` without refitting);
 - ``ensemble``: ``OutOfFoldEnsemble`` of ridge and gradient boosting, weighted by their
   out-of-fold loss inside the training rows.
+
+With ``task="classification"`` the label is the direction (next log return > 0) and the
+prediction is its probability: ``logistic`` replaces ``ridge``, the tree, torch and ensemble
+families use their classifiers, and ``arima`` is not offered.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -36,7 +40,14 @@ from research_lib.config import ModelConfig
 from research_lib.models.baseline import lagged_design
 from research_lib.splits import purged_walk_forward_splits
 
-__all__ = ["FAMILIES", "LSTM_WINDOW_BARS", "ModelRun", "make_family", "walk_forward_models"]
+__all__ = [
+    "CLASSIFIERS",
+    "FAMILIES",
+    "LSTM_WINDOW_BARS",
+    "ModelRun",
+    "make_family",
+    "walk_forward_models",
+]
 
 FAMILIES: tuple[str, ...] = (
     "ridge",
@@ -45,6 +56,14 @@ FAMILIES: tuple[str, ...] = (
     "mlp",
     "lstm",
     "arima",
+    "ensemble",
+)
+CLASSIFIERS: tuple[str, ...] = (
+    "logistic",
+    "random_forest",
+    "hist_gradient_boosting",
+    "mlp",
+    "lstm",
     "ensemble",
 )
 LSTM_WINDOW_BARS = 16
@@ -58,8 +77,10 @@ class ModelRun:
     Attributes
     ----------
     predictions
-        ``model``, ``symbol``, ``ts``, ``fold``, ``prediction`` (the next bar's log return),
-        ``target`` (the realised one); one row per (model, symbol, test row).
+        ``model``, ``symbol``, ``ts``, ``fold``, ``prediction`` (the next bar's log return;
+        for classification the probability that it is positive), ``target`` (the realised
+        log return) and, for classification, ``outcome`` (1 if it was positive, else 0); one
+        row per (model, symbol, test row).
     fits
         ``model``, ``symbol``, ``fold``, ``train_rows``, ``test_rows``, ``fit_seconds``.
     """
@@ -68,58 +89,80 @@ class ModelRun:
     fits: pl.DataFrame
 
 
-def make_family(family: str, config: ModelConfig) -> Any:
-    """A fresh, seeded, unfitted model of ``family`` (one of ``FAMILIES``)."""
+def make_family(family: str, config: ModelConfig, *, task: str = "regression") -> Any:
+    """A fresh, seeded, unfitted model of ``family`` for ``task``."""
     from research_lib.models.tabular import make_model
 
-    if family == "ridge":
+    classify = task == "classification"
+    if family == "ridge" and not classify:
         return make_model("ridge", alpha=config.ridge_alpha, random_state=SEED)
+    if family == "logistic" and classify:
+        return make_model("logistic", C=1.0 / config.ridge_alpha, random_state=SEED)
     if family == "random_forest":
         return make_model(
-            "random_forest", task="regression", random_state=SEED,
+            "random_forest", task=task, random_state=SEED,
             n_estimators=100, max_depth=6, min_samples_leaf=20, n_jobs=1,
         )  # fmt: skip
     if family == "hist_gradient_boosting":
         return make_model(
-            "hist_gradient_boosting", task="regression", random_state=SEED,
+            "hist_gradient_boosting", task=task, random_state=SEED,
             max_iter=100, learning_rate=0.05, min_samples_leaf=50,
         )  # fmt: skip
     if family == "mlp":
-        from research_lib.models.torch_nets import TorchMLPRegressor
+        from research_lib.models import torch_nets
 
-        return TorchMLPRegressor(hidden_sizes=(32,), max_epochs=40, patience=5, random_state=SEED)
+        cls = torch_nets.TorchMLPClassifier if classify else torch_nets.TorchMLPRegressor
+        return cls(hidden_sizes=(32,), max_epochs=40, patience=5, random_state=SEED)
     if family == "lstm":
-        from research_lib.models.torch_nets import TorchLSTMRegressor
+        from research_lib.models import torch_nets
 
-        return TorchLSTMRegressor(
+        cls = torch_nets.TorchLSTMClassifier if classify else torch_nets.TorchLSTMRegressor
+        return cls(
             window_bars=LSTM_WINDOW_BARS, hidden_size=16, max_epochs=15, patience=3,
             batch_size=128, random_state=SEED,
         )  # fmt: skip
-    if family == "arima":
+    if family == "arima" and not classify:
         from research_lib.models.arima import ArimaForecaster
 
         return ArimaForecaster(max_p=2, max_d=0, max_q=1)
     if family == "ensemble":
-        from research_lib.models.ensemble import OutOfFoldEnsemble
+        from research_lib.models import ensemble
 
-        return OutOfFoldEnsemble(
-            [("ridge", make_family("ridge", config)),
-             ("hgb", make_family("hist_gradient_boosting", config))]
-        )  # fmt: skip
-    raise ValueError(f"unknown model family {family!r}; use one of {list(FAMILIES)}")
+        linear = "logistic" if classify else "ridge"
+        members = [
+            (linear, make_family(linear, config, task=task)),
+            ("hgb", make_family("hist_gradient_boosting", config, task=task)),
+        ]
+        if classify:
+            return ensemble.OutOfFoldEnsembleClassifier(members)
+        return ensemble.OutOfFoldEnsemble(members)
+    known = CLASSIFIERS if classify else FAMILIES
+    raise ValueError(f"unknown {task} model family {family!r}; use one of {list(known)}")
 
 
 def _fit_predict(
-    family: str, model: Any, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray
+    family: str,
+    model: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    task: str,
 ) -> np.ndarray:
     # One OpenMP thread: with torch's OpenMP runtime loaded in the same process, scikit-learn's
     # gradient boosting can spin for minutes on 2 cores (measured: 244 s instead of 2 s).
     with threadpool_limits(limits=1, user_api="openmp"):
-        return _fit_predict_unlimited(family, model, x, y, train, test)
+        return _fit_predict_unlimited(family, model, x, y, train, test, task)
 
 
 def _fit_predict_unlimited(
-    family: str, model: Any, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray
+    family: str,
+    model: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    task: str,
 ) -> np.ndarray:
     if family == "arima":
         if np.any(np.diff(train) != 1):
@@ -131,12 +174,20 @@ def _fit_predict_unlimited(
         history = model.results_.append(y[train[-1] + 1 : test[-1] + 1], refit=False)
         first = len(train) + int(test[0] - train[-1] - 1)
         return np.asarray(history.predict(start=first, end=first + len(test) - 1))
-    model.fit(x[train], y[train])
+    classify = task == "classification"
+    labels = (y > 0.0).astype(np.int64) if classify else y
+    model.fit(x[train], labels[train])
+    rows = test
     if family == "lstm":
         lo = max(int(test[0]) - LSTM_WINDOW_BARS + 1, 0)
-        context = np.arange(lo, int(test[-1]) + 1)
-        return np.asarray(model.predict(x[context]))[-len(test) :]
-    return np.asarray(model.predict(x[test]))
+        rows = np.arange(lo, int(test[-1]) + 1)
+    if classify:
+        proba = np.asarray(model.predict_proba(x[rows]))
+        up = list(model.classes_).index(1) if 1 in model.classes_ else None
+        out = proba[:, up] if up is not None else np.zeros(len(rows))
+    else:
+        out = np.asarray(model.predict(x[rows]))
+    return out[-len(test) :]
 
 
 def walk_forward_models(
@@ -144,6 +195,7 @@ def walk_forward_models(
     config: ModelConfig,
     *,
     families: Sequence[str] | None = None,
+    task: Literal["regression", "classification"] = "regression",
     progress: bool | None = None,
 ) -> ModelRun:
     """Out-of-sample predictions of each model family, per symbol, on shared purged folds.
@@ -156,7 +208,10 @@ def walk_forward_models(
     config
         ``lags``, ``ridge_alpha``, ``n_splits`` (test blocks) and ``min_train_bars``.
     families
-        Which of ``FAMILIES`` to run; default ``config.families``.
+        Which of ``FAMILIES`` (``CLASSIFIERS`` for classification) to run; default
+        ``config.families`` (regression) or ``("logistic", "hist_gradient_boosting")``.
+    task
+        ``"regression"`` of the next log return, or ``"classification"`` of its sign.
     progress
         Show a progress bar over (symbol, family); default on when there is more than one.
 
@@ -172,10 +227,14 @@ def walk_forward_models(
     >>> run.predictions.group_by("model").len().sort("model").rows()
     [('arima', 296), ('ridge', 296)]
     """
-    chosen = tuple(families if families is not None else config.families)
-    unknown = [f for f in chosen if f not in FAMILIES]
+    if task not in ("regression", "classification"):
+        raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
+    known = FAMILIES if task == "regression" else CLASSIFIERS
+    default = config.families if task == "regression" else ("logistic", "hist_gradient_boosting")
+    chosen = tuple(families if families is not None else default)
+    unknown = [f for f in chosen if f not in known]
     if unknown or not chosen:
-        raise ValueError(f"families={list(chosen)}: use one or more of {list(FAMILIES)}")
+        raise ValueError(f"families={list(chosen)}: for {task} use one or more of {list(known)}")
     groups = list(features.sort("symbol", "ts").group_by("symbol", maintain_order=True))
     show = len(groups) * len(chosen) > 1 if progress is None else bool(progress)
     predictions: list[pl.DataFrame] = []
@@ -205,7 +264,8 @@ def walk_forward_models(
                 bar.set_postfix_str(f"{symbol} {family}")
                 for fold, (train, test) in enumerate(splits):
                     started = time.perf_counter()
-                    yhat = _fit_predict(family, make_family(family, config), x, y, train, test)
+                    model = make_family(family, config, task=task)
+                    yhat = _fit_predict(family, model, x, y, train, test, task)
                     fits.append(
                         {
                             "model": family,
@@ -229,7 +289,7 @@ def walk_forward_models(
                         )
                     )
                 bar.update(1)
-    return ModelRun(
-        predictions=pl.concat(predictions).with_columns(pl.col("prediction").fill_nan(None)),
-        fits=pl.DataFrame(fits),
-    )
+    out = pl.concat(predictions).with_columns(pl.col("prediction").fill_nan(None))
+    if task == "classification":
+        out = out.with_columns(outcome=(pl.col("target") > 0).cast(pl.Int64))
+    return ModelRun(predictions=out, fits=pl.DataFrame(fits))

@@ -110,3 +110,36 @@ def test_bad_families_and_short_histories_are_named() -> None:
         ModelConfig(families=("ridge", "xgboost"))
     with pytest.raises(ValueError, match="X: 97 labelled rows leave no test rows"):
         walk_forward_models(features(100), CONFIG, families=["ridge"], progress=False)
+
+
+@pytest.mark.parametrize("family", ["logistic", "hist_gradient_boosting", "mlp", "ensemble"])
+def test_classifiers_give_the_probability_of_an_up_move(family: str) -> None:
+    frame = features()
+    run = walk_forward_models(
+        frame, CONFIG, families=[family], task="classification", progress=False
+    )
+    preds = run.predictions
+    probability = preds["prediction"].to_numpy()
+    assert ((probability > 0) & (probability < 1)).all()
+    np.testing.assert_array_equal(preds["outcome"], (preds["target"] > 0).cast(pl.Int64))
+    if family == "logistic":
+        _, x, y, splits = folds(frame)
+        expected = np.concatenate(
+            [
+                make_family("logistic", CONFIG, task="classification")
+                .fit(x[tr], (y[tr] > 0).astype(int))
+                .predict_proba(x[te])[:, 1]
+                for tr, te in splits
+            ]
+        )
+        np.testing.assert_allclose(probability, expected, rtol=1e-12)
+    # The AR(1) makes the direction predictable: up moves get the higher probabilities.
+    up = preds["outcome"].to_numpy() == 1
+    assert probability[up].mean() > probability[~up].mean()
+
+
+def test_arima_is_not_a_classifier() -> None:
+    with pytest.raises(ValueError, match="for classification use one or more of"):
+        walk_forward_models(
+            features(), CONFIG, families=["arima"], task="classification", progress=False
+        )
