@@ -269,6 +269,9 @@ def evaluate_gate(evidence: GateEvidence, config: ValidationConfig) -> tuple[Cri
         else:
             bad = float(report.convergence["n_mismatches"].sum())
             why = f"{int(bad)} rows differ after a {report.warmup_bars}-bar warm-up"
+            settled = report.convergence["converged_after_bars"]
+            if bad and settled.null_count() == 0:
+                why += f" (all agree after {int(settled.max())} bars: use a longer window)"
         if report.first_mismatch is not None:
             first = report.first_mismatch
             why += f"; first at {first.symbol} ts={first.ts} column {first.column!r}"
