@@ -1,14 +1,14 @@
 """Run the stage notebooks with papermill from a profile, and record what happened.
 
 ``python -m research_lib.pipeline run --profile demo`` executes
-``00_collect → 10_features → 20_model → 30_backtest → 50_defi`` and writes
+``00_collect → 10_features → 20_model → 30_backtest → 40_validate → 50_defi`` and writes
 ``reports/<run_id>/``: each executed notebook, its HTML, and ``manifest.json`` (run id,
 profile, config ids, parameters, data file hashes, git commit, timings).
 
 Examples
 --------
 >>> [stage.name for stage in STAGES]
-['00_collect', '10_features', '20_model', '30_backtest', '50_defi']
+['00_collect', '10_features', '20_model', '30_backtest', '40_validate', '50_defi']
 >>> params = stage_parameters(STAGES[3], load_profile("demo"))
 >>> params["fee_bps"], params["symbols"][0]
 (10.0, 'BTCUSDT')
@@ -64,6 +64,11 @@ STAGES: tuple[Stage, ...] = (
     Stage("10_features", ("market", "features"), ("bars",)),
     Stage("20_model", ("market", "model"), ("features",)),
     Stage("30_backtest", ("market", "strategy", "backtest", "sweep"), ("bars",)),
+    Stage(
+        "40_validate",
+        ("market", "features", "model", "strategy", "backtest", "sweep", "validation"),
+        ("bars", "features"),
+    ),
     Stage("50_defi", ("defi",), ()),
 )
 PACKAGES = ("numpy", "polars", "numba", "duckdb", "scikit-learn", "papermill", "torch")

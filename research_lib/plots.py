@@ -319,3 +319,34 @@ def health_factor(frame: pl.DataFrame, *, title: str = "Health factor") -> go.Fi
     fig.add_hline(y=1.0, line={"color": "red", "dash": "dash"}, annotation_text="liquidation")
     fig.update_layout(title=title, height=360, yaxis_title="health factor")
     return fig
+
+
+def gate_criteria(criteria: pl.DataFrame, *, title: str = "Promotion gate") -> go.Figure:
+    """A scorecard of a validation record: each criterion's value, threshold and verdict.
+
+    ``criteria`` is ``ValidationRecord.frame()`` (``criterion``, ``value``, ``comparison``,
+    ``threshold``, ``passed``, ``detail``). Passing rows are green, failing ones red.
+    """
+
+    def number(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.4g}"
+
+    rows = criteria.to_dicts()
+    colour = ["#d9f2d9" if r["passed"] else "#f8d7da" for r in rows]
+    cells = [
+        [r["criterion"] for r in rows],
+        [number(r["value"]) for r in rows],
+        [f"{r['comparison']} {number(r['threshold'])}" for r in rows],
+        ["pass" if r["passed"] else "FAIL" for r in rows],
+        [r["detail"] for r in rows],
+    ]
+    verdict = "PASS" if all(r["passed"] for r in rows) else "FAIL"
+    fig = go.Figure(
+        go.Table(
+            columnwidth=[1.2, 0.8, 0.9, 0.5, 3.6],
+            header={"values": ["criterion", "value", "threshold", "", "detail"], "align": "left"},
+            cells={"values": cells, "fill_color": [colour] * len(cells), "align": "left"},
+        )
+    )
+    fig.update_layout(title=f"{title}: {verdict}", height=120 + 32 * len(rows))
+    return fig

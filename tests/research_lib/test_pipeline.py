@@ -151,3 +151,34 @@ def test_a_stage_whose_input_is_missing_names_the_stage_to_run_first(workspace: 
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["failed_stage"] == "10_features"
     assert "00_collect" in manifest["error"]
+
+
+def test_validate_stage_writes_gate_records_with_lineage(demo_run: DemoRun) -> None:
+    from research_lib.gate import CRITERIA, load_records
+
+    trials = json.loads((demo_run.run_dir / "sweep_trials.json").read_text())
+    summary = json.loads((demo_run.run_dir / "validation_summary.json").read_text())
+    assert set(summary) == {"strategy", "model"}
+    lake = Lake(demo_run.workspace.data)
+    records = {r.record_id: r for r in load_records(lake)}
+    rule = records[summary["strategy"]["record_id"]]
+    model = records[summary["model"]["record_id"]]
+    profile = load_profile("demo", overrides={"market.end": "2024-02-15"})
+    assert rule.candidate_id == profile.strategy.id
+    assert rule.market_id == profile.market.id
+    assert rule.validation_config_id == profile.validation.id
+    # The deflated Sharpe used the trial count the sweep recorded in 30_backtest.
+    assert rule.n_trials == trials["n_trials"]
+    assert rule.lineage["run_id"] == demo_run.run_dir.name
+    assert rule.lineage["git"]["commit"]
+    assert model.candidate["family"] in profile.model.families
+    assert model.n_trials == len(profile.model.families)
+    for record in (rule, model):
+        assert [c.name for c in record.criteria] == list(CRITERIA)
+        assert record.passed == all(c.passed for c in record.criteria)
+        assert summary[record.candidate_kind]["passed"] == record.passed
+    # The synthetic demo market has no edge: neither candidate may pass.
+    assert not rule.passed and not model.passed
+    rows = lake.read("validations")
+    assert set(rows["record_id"]) == {rule.record_id, model.record_id}
+    assert rows.height == 2 * len(CRITERIA)

@@ -41,3 +41,25 @@ def test_sweep_heatmap_puts_each_pair_in_its_cell() -> None:
 def test_sweep_heatmap_names_an_unknown_column() -> None:
     with pytest.raises(ValueError, match="value 'sortino' is not a sweep column"):
         plots.sweep_heatmap(_sweep_table(), value="sortino")
+
+
+def test_gate_scorecard_colours_each_verdict_and_names_the_outcome() -> None:
+    frame = pl.DataFrame(
+        {
+            "criterion": ["oos_sharpe", "pbo"],
+            "value": [1.5, None],
+            "comparison": [">=", "<="],
+            "threshold": [1.0, 0.2],
+            "passed": [True, False],
+            "detail": ["ok", "not computable: too few trials"],
+        },
+        schema_overrides={"value": pl.Float64},
+    )
+    fig = plots.gate_criteria(frame, title="Gate")
+    table = fig.data[0]
+    assert list(table.cells.values[0]) == ["oos_sharpe", "pbo"]
+    assert list(table.cells.values[1]) == ["1.5", "n/a"]
+    assert list(table.cells.values[3]) == ["pass", "FAIL"]
+    assert table.cells.fill.color[0][0] != table.cells.fill.color[0][1]
+    assert fig.layout.title.text == "Gate: FAIL"
+    assert plots.gate_criteria(frame.head(1)).layout.title.text.endswith("PASS")
