@@ -223,6 +223,26 @@ def _ma_crossover_pair(
     _write_metrics(b, last, n, initial_cash, periods_per_year, out_b)
 
 
+@njit(cache=True)
+def _check_grid(
+    open_prices: np.ndarray,
+    close_prices: np.ndarray,
+    fast_bars: np.ndarray,
+    slow_bars: np.ndarray,
+    fill_mode: int,
+) -> None:
+    """The input checks the sweep kernels share."""
+    if open_prices.shape[0] != close_prices.shape[0]:
+        raise ValueError("sweep kernel: open and close lengths differ")
+    if slow_bars.shape[0] != fast_bars.shape[0]:
+        raise ValueError("sweep kernel: fast_bars and slow_bars lengths differ")
+    if fill_mode != FILL_NEXT_OPEN and fill_mode != FILL_NEXT_CLOSE:
+        raise ValueError("sweep kernel: fill_mode must be 0 (open) or 1 (close)")
+    for k in range(fast_bars.shape[0]):
+        if fast_bars[k] < 1 or slow_bars[k] <= fast_bars[k]:
+            raise ValueError("sweep kernel: need 1 <= fast_bars < slow_bars")
+
+
 @njit(cache=True, parallel=True)
 def ma_crossover_sweep(
     open_prices: np.ndarray,
@@ -243,19 +263,10 @@ def ma_crossover_sweep(
     Prices must be finite and positive; ``fill_mode`` is ``FILL_NEXT_OPEN`` or
     ``FILL_NEXT_CLOSE`` (pass the close as ``open_prices`` if there is no open).
     """
-    n = close_prices.shape[0]
     n_combos = fast_bars.shape[0]
-    if open_prices.shape[0] != n:
-        raise ValueError("ma_crossover_sweep: open and close lengths differ")
-    if slow_bars.shape[0] != n_combos:
-        raise ValueError("ma_crossover_sweep: fast_bars and slow_bars lengths differ")
+    _check_grid(open_prices, close_prices, fast_bars, slow_bars, fill_mode)
     if out.shape[0] != n_combos or out.shape[1] != N_FIELDS:
         raise ValueError("ma_crossover_sweep: out must have shape (n_combos, N_FIELDS)")
-    if fill_mode != FILL_NEXT_OPEN and fill_mode != FILL_NEXT_CLOSE:
-        raise ValueError("ma_crossover_sweep: fill_mode must be 0 (open) or 1 (close)")
-    for k in range(n_combos):
-        if fast_bars[k] < 1 or slow_bars[k] <= fast_bars[k]:
-            raise ValueError("ma_crossover_sweep: need 1 <= fast_bars < slow_bars")
     fee_rate = fee_bps * 1e-4
     fill_prices = open_prices if fill_mode == FILL_NEXT_OPEN else close_prices
     # Combinations go two by two; an odd last one is paired with itself.
@@ -323,17 +334,9 @@ def ma_crossover_returns(
     """
     n = close_prices.shape[0]
     n_combos = fast_bars.shape[0]
-    if open_prices.shape[0] != n:
-        raise ValueError("ma_crossover_returns: open and close lengths differ")
-    if slow_bars.shape[0] != n_combos:
-        raise ValueError("ma_crossover_returns: fast_bars and slow_bars lengths differ")
+    _check_grid(open_prices, close_prices, fast_bars, slow_bars, fill_mode)
     if out.shape[0] != n_combos or out.shape[1] != n:
         raise ValueError("ma_crossover_returns: out must have shape (n_combos, n_bars)")
-    if fill_mode != FILL_NEXT_OPEN and fill_mode != FILL_NEXT_CLOSE:
-        raise ValueError("ma_crossover_returns: fill_mode must be 0 (open) or 1 (close)")
-    for k in range(n_combos):
-        if fast_bars[k] < 1 or slow_bars[k] <= fast_bars[k]:
-            raise ValueError("ma_crossover_returns: need 1 <= fast_bars < slow_bars")
     fee_rate = fee_bps * 1e-4
     fill_prices = open_prices if fill_mode == FILL_NEXT_OPEN else close_prices
     for k in prange(n_combos):

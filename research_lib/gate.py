@@ -332,6 +332,25 @@ def panel_returns(
     return all_ts, total / count.reshape(-1, *([1] * len(shape)))
 
 
+def _run_detectors(
+    bars: pl.DataFrame, signals: FrameSignals | StrategyConfig, validation: ValidationConfig
+) -> tuple[LookaheadReport, WarmupReport | None]:
+    """The look-ahead check, and the warm-up check when every symbol has the bars for it."""
+    lookahead = detect_lookahead(
+        bars, signals, n_checks=validation.lookahead_checks, seed=validation.seed
+    )
+    shortest = bars.group_by("symbol").len()["len"].min()
+    if shortest <= 2 * validation.warmup_bars:
+        return lookahead, None
+    warmup = detect_warmup_dependence(
+        bars,
+        signals,
+        start_offsets_bars=(0, validation.warmup_bars),
+        warmup_bars=validation.warmup_bars,
+    )
+    return lookahead, warmup
+
+
 def rule_strategy_evidence(
     bars: pl.DataFrame,
     *,
@@ -396,18 +415,7 @@ def rule_strategy_evidence(
         trial_returns[symbol] = (frame["ts"].to_numpy(), matrix)
     ts_all, portfolio = panel_returns(strategy_returns)
     _, trials = panel_returns(trial_returns)
-    lookahead = detect_lookahead(
-        bars, strategy, n_checks=validation.lookahead_checks, seed=validation.seed
-    )
-    warmup = None
-    shortest = bars.group_by("symbol").len()["len"].min()
-    if shortest > 2 * validation.warmup_bars:
-        warmup = detect_warmup_dependence(
-            bars,
-            strategy,
-            start_offsets_bars=(0, validation.warmup_bars),
-            warmup_bars=validation.warmup_bars,
-        )
+    lookahead, warmup = _run_detectors(bars, strategy, validation)
     return GateEvidence(
         oos_returns=portfolio[ts_all >= start],
         selection_returns=portfolio[1:],
@@ -477,17 +485,7 @@ def target_trials_evidence(
         oos_trades += int(np.sum(changed & (ts >= start)))
     lookahead = warmup = None
     if signal_fn is not None:
-        lookahead = detect_lookahead(
-            bars, signal_fn, n_checks=validation.lookahead_checks, seed=validation.seed
-        )
-        shortest = bars.group_by("symbol").len()["len"].min()
-        if shortest > 2 * validation.warmup_bars:
-            warmup = detect_warmup_dependence(
-                bars,
-                signal_fn,
-                start_offsets_bars=(0, validation.warmup_bars),
-                warmup_bars=validation.warmup_bars,
-            )
+        lookahead, warmup = _run_detectors(bars, signal_fn, validation)
     return GateEvidence(
         oos_returns=matrix[ts_sel >= start, column],
         selection_returns=matrix[:, column],

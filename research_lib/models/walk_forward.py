@@ -152,42 +152,32 @@ def _fit_predict(
     # One OpenMP thread: with torch's OpenMP runtime loaded in the same process, scikit-learn's
     # gradient boosting can spin for minutes on 2 cores (measured: 244 s instead of 2 s).
     with threadpool_limits(limits=1, user_api="openmp"):
-        return _fit_predict_unlimited(family, model, x, y, train, test, task)
-
-
-def _fit_predict_unlimited(
-    family: str,
-    model: Any,
-    x: np.ndarray,
-    y: np.ndarray,
-    train: np.ndarray,
-    test: np.ndarray,
-    task: str,
-) -> np.ndarray:
-    if family == "arima":
-        if np.any(np.diff(train) != 1):
-            raise ValueError("arima needs contiguous training rows (an expanding or rolling fold)")
-        model.fit(None, y[train])
-        # One step ahead over the test block with the same parameters: the purged rows between
-        # the training rows and the test block are appended too (their targets are known by
-        # the time the test block starts), then each test row is forecast from all before it.
-        history = model.results_.append(y[train[-1] + 1 : test[-1] + 1], refit=False)
-        first = len(train) + int(test[0] - train[-1] - 1)
-        return np.asarray(history.predict(start=first, end=first + len(test) - 1))
-    classify = task == "classification"
-    labels = (y > 0.0).astype(np.int64) if classify else y
-    model.fit(x[train], labels[train])
-    rows = test
-    if family == "lstm":
-        lo = max(int(test[0]) - LSTM_WINDOW_BARS + 1, 0)
-        rows = np.arange(lo, int(test[-1]) + 1)
-    if classify:
-        proba = np.asarray(model.predict_proba(x[rows]))
-        up = list(model.classes_).index(1) if 1 in model.classes_ else None
-        out = proba[:, up] if up is not None else np.zeros(len(rows))
-    else:
-        out = np.asarray(model.predict(x[rows]))
-    return out[-len(test) :]
+        if family == "arima":
+            if np.any(np.diff(train) != 1):
+                raise ValueError(
+                    "arima needs contiguous training rows (an expanding or rolling fold)"
+                )
+            model.fit(None, y[train])
+            # One step ahead over the test block with the same parameters: the purged rows between
+            # the training rows and the test block are appended too (their targets are known by
+            # the time the test block starts), then each test row is forecast from all before it.
+            history = model.results_.append(y[train[-1] + 1 : test[-1] + 1], refit=False)
+            first = len(train) + int(test[0] - train[-1] - 1)
+            return np.asarray(history.predict(start=first, end=first + len(test) - 1))
+        classify = task == "classification"
+        labels = (y > 0.0).astype(np.int64) if classify else y
+        model.fit(x[train], labels[train])
+        rows = test
+        if family == "lstm":
+            lo = max(int(test[0]) - LSTM_WINDOW_BARS + 1, 0)
+            rows = np.arange(lo, int(test[-1]) + 1)
+        if classify:
+            proba = np.asarray(model.predict_proba(x[rows]))
+            up = list(model.classes_).index(1) if 1 in model.classes_ else None
+            out = proba[:, up] if up is not None else np.zeros(len(rows))
+        else:
+            out = np.asarray(model.predict(x[rows]))
+        return out[-len(test) :]
 
 
 def walk_forward_models(
