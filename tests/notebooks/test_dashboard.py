@@ -75,4 +75,5 @@ def test_dashboard_renders_runs_coverage_and_the_latest_equity_curve(
     assert "source=synthetic/interval=1h/symbol=BTCUSDT" in page, "the coverage table"
     assert "application/vnd.plotly.v1+json" in page, "plotly figures were rendered"
     assert "Backtest equity" in page
+    assert "Promotion gate" in page and "deflated_sharpe" in page, "the gate's scorecards"
     assert "Traceback" not in page, "a cell raised"

@@ -182,3 +182,48 @@ def test_validate_stage_writes_gate_records_with_lineage(demo_run: DemoRun) -> N
     rows = lake.read("validations")
     assert set(rows["record_id"]) == {rule.record_id, model.record_id}
     assert rows.height == 2 * len(CRITERIA)
+
+
+def test_real_btc_eth_profile_runs_end_to_end(tmp_path) -> None:
+    """The real-data profile through collect, features, models, backtest and the gate.
+
+    Six months and two families keep it to a couple of minutes; the full profile runs the
+    same code on two years and seven families.
+    """
+    from research_lib.paths import real_data_dir
+
+    if not (real_data_dir() / "cex" / "binance_spot_1h" / "BTCUSDT.parquet").is_file():
+        pytest.skip(f"real data not found under {real_data_dir()} (set RESEARCH_REAL_DATA_DIR)")
+    ws = Workspace(tmp_path / "data", tmp_path / "reports")
+    overrides = {
+        "market.start": "2024-07-01",
+        "model.families": "[ridge,hist_gradient_boosting]",
+        "model.min_train_bars": "1000",
+        "validation.warmup_bars": "800",
+    }
+    args = [a for k, v in overrides.items() for a in ("--set", f"{k}={v}")]
+    stages = "00_collect,10_features,20_model,30_backtest,40_validate"
+    done = run_cli(
+        "run", "--profile", "real_btc_eth", "--stages", stages, *args, env=ws.env(), timeout=900
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run_dir,) = ws.reports.iterdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "ok"
+    hashed = manifest["data"]["files"]
+    assert hashed and all("source=files" in path for path in hashed)
+    # Bars come from the real files: BTC's first close of July 2024 is Binance's.
+    profile = load_profile("real_btc_eth", overrides={"market.start": "2024-07-01"})
+    bars = read_market(profile.market, "bars", lake=Lake(ws.data))
+    real = pl.read_parquet(real_data_dir() / "cex" / "binance_spot_1h" / "BTCUSDT.parquet")
+    first = bars.filter(pl.col("symbol") == "BTCUSDT").sort("ts").row(0, named=True)
+    assert first["close"] == real.filter(pl.col("ts") == first["ts"])["close"].item()
+    # Out-of-sample metrics for every model family, and a record for each candidate.
+    scores = pl.read_parquet(run_dir / "model_scores.parquet")
+    assert sorted(scores["model"]) == ["hist_gradient_boosting", "ridge"]
+    assert scores["count"].min() > 1_000 and scores["ic"].is_finite().all()
+    summary = json.loads((run_dir / "validation_summary.json").read_text())
+    rule = json.loads((run_dir / "validation_strategy.json").read_text())
+    assert rule["record_id"] == summary["strategy"]["record_id"]
+    assert rule["candidate_id"] == profile.strategy.id
+    assert {c["name"] for c in rule["criteria"]} >= {"deflated_sharpe", "pbo", "oos_sharpe"}
