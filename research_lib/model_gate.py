@@ -24,7 +24,7 @@ from research_lib.gate import GateEvidence, oos_start_ts, target_trials_evidence
 from research_lib.models.baseline import lagged_design
 from research_lib.models.walk_forward import _fit_predict, make_family
 
-__all__ = ["ModelCandidate", "model_trials_evidence", "sign_targets"]
+__all__ = ["ModelCandidate", "family_table", "model_trials_evidence", "sign_targets"]
 
 
 def sign_targets(predictions: pl.DataFrame, *, allow_short: bool) -> pl.DataFrame:
@@ -199,3 +199,33 @@ def _arima_one_step(model: Any, targets: np.ndarray) -> np.ndarray:
         return np.asarray(model.results_.forecast(1), dtype=np.float64)
     applied = model.results_.apply(known)
     return np.concatenate((np.asarray(applied.predict()), np.asarray(applied.forecast(1))))
+
+
+def family_table(candidate: ModelCandidate, *, periods_per_year: float) -> pl.DataFrame:
+    """Per family: the Sharpe the choice was made on, and its strategy's out-of-sample record.
+
+    Columns ``model``, ``chosen``, ``in_sample_sharpe``, ``oos_sharpe``, ``oos_return``
+    (compounded) and ``oos_max_drawdown`` (positive fraction), from the evidence's trial
+    returns (equal-weight across symbols, after costs).
+    """
+    evidence = candidate.evidence
+    n_oos = evidence.oos_returns.size
+    oos = evidence.trial_returns[-n_oos:]
+    rows = []
+    for j, name in enumerate(candidate.in_sample_sharpe):
+        column = oos[:, j]
+        sd = column.std(ddof=1)
+        equity = np.cumprod(1.0 + column)
+        peak = np.maximum.accumulate(np.concatenate(([1.0], equity)))
+        drawdown = 1.0 - np.concatenate(([1.0], equity)) / peak
+        rows.append(
+            {
+                "model": name,
+                "chosen": name == candidate.family,
+                "in_sample_sharpe": candidate.in_sample_sharpe[name],
+                "oos_sharpe": column.mean() / sd * np.sqrt(periods_per_year) if sd > 0 else None,
+                "oos_return": float(equity[-1] - 1.0),
+                "oos_max_drawdown": float(drawdown.max()),
+            }
+        )
+    return pl.DataFrame(rows).sort("in_sample_sharpe", descending=True)

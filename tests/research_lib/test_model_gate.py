@@ -13,7 +13,7 @@ from research_lib.config import (
 )
 from research_lib.features import add_features
 from research_lib.gate import evaluate_gate
-from research_lib.model_gate import model_trials_evidence, sign_targets
+from research_lib.model_gate import family_table, model_trials_evidence, sign_targets
 from research_lib.models.walk_forward import walk_forward_models
 from research_lib.sources.synthetic import SyntheticMarketConfig, SyntheticSource
 
@@ -64,6 +64,11 @@ def test_the_chosen_family_is_the_in_sample_best_and_runs_causally(market, famil
     # No edge in this market: the deflated Sharpe does not pass.
     assert not criteria["deflated_sharpe"].passed
     assert candidate.description["family"] == candidate.family
+    table = family_table(candidate, periods_per_year=HOURS)
+    assert table["chosen"].to_list() == [True, False]  # sorted by in-sample Sharpe
+    chosen = table.row(0, named=True)
+    assert chosen["oos_sharpe"] == pytest.approx(criteria["oos_sharpe"].value, rel=1e-9)
+    assert chosen["oos_max_drawdown"] == pytest.approx(criteria["max_drawdown"].value, rel=1e-9)
 
 
 def test_sign_targets_long_only_goes_flat() -> None:
