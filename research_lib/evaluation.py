@@ -78,7 +78,7 @@ def _as_float(values: ArrayLike, *, name: str) -> np.ndarray:
             kind = type(values).__name__
             raise TypeError(f"{name} must be a numpy array, polars Series or list, got {kind}")
         try:
-            values = pl.Series(name, values)
+            values = pl.Series(name, values, strict=False)
         except (TypeError, ValueError, pl.exceptions.PolarsError):
             raise ValueError(f"{name} must hold numbers (or None for missing)") from None
     if not (values.dtype.is_numeric() or values.dtype in (pl.Boolean, pl.Null)):
@@ -134,8 +134,8 @@ def _by_list(by: str | Sequence[str] | None) -> list[str]:
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    if x.shape[0] < 2:
-        return math.nan
+    if x.shape[0] < 2 or np.ptp(x) == 0.0 or np.ptp(y) == 0.0:
+        return math.nan  # a constant side: undefined (its mean may round off the values)
     dx, dy = x - x.mean(), y - y.mean()
     sx, sy = np.abs(dx).max(), np.abs(dy).max()
     if sx == 0.0 or sy == 0.0:
