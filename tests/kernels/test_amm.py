@@ -15,7 +15,7 @@ from decimal import Decimal, getcontext
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from kernels import amm
@@ -219,6 +219,9 @@ def test_il_v3_matches_brute_force_valuation_and_is_non_positive(spr, entry_offs
 
 @given(st.floats(0.5, 2.0), st.floats(0.5, 2.0), st.floats(0.01, 0.99), st.floats(1.01, 3.0))
 @settings(max_examples=300, deadline=None)
+# Near ratio 1 the closed form's numerator 2 sqrt(r) - 1 - r cancels to ~1e-16 absolute, and a
+# narrow range's small denominator scales that up: found by CI at IL -5.6e-8, off by 1.1e-15.
+@example(entry=1.0, ratio=0.9998991805742484, lower_frac=0.96875, upper_frac=1.0625)
 def test_il_v3_in_range_closed_form_and_amplifies_v2(entry, ratio, lower_frac, upper_frac):
     # Pa = P0 * lower_frac, Pb = P0 * upper_frac; stay inside the range.
     assume(lower_frac < ratio < upper_frac)
@@ -228,7 +231,7 @@ def test_il_v3_in_range_closed_form_and_amplifies_v2(entry, ratio, lower_frac, u
     closed = (2 * math.sqrt(ratio) - 1 - ratio) / (
         1 + ratio - math.sqrt(lower_frac) - ratio / math.sqrt(upper_frac)
     )
-    np.testing.assert_allclose(il, closed, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(il, closed, rtol=1e-9, atol=1e-13)
     # A concentrated position loses at least what the full-range one does.
     assert il <= amm.impermanent_loss_v2(ratio) * (1 - 1e-12) + 1e-18
 
