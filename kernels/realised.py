@@ -42,9 +42,10 @@ from __future__ import annotations
 
 import numpy as np
 from llvmlite import ir as llvm_ir
-from numba import njit, types
+from numba import njit, prange, types
 from numba.extending import intrinsic
 
+from kernels._windows import _overlaps
 from kernels.rolling import (
     DIRECT_MAX_WINDOW,
     DRIFT_FLOOR,
@@ -52,6 +53,7 @@ from kernels.rolling import (
     REANCHOR_MIN_BARS,
     REANCHOR_WINDOWS,
     _anchor_window,
+    _block_bars,
     _is_clean,
 )
 
@@ -72,6 +74,7 @@ def _buffer(n: int, out: np.ndarray | None) -> np.ndarray:
 # computed in one vectorized loop into a cache-resident buffer, then the running sums go
 # through it serially, then the square roots are taken in one vectorized loop.
 VOL_CHUNK_BARS = 1024
+
 
 _KIND_CLOSE_TO_CLOSE = 0
 _KIND_PARKINSON = 1
@@ -149,7 +152,7 @@ def _log_ratio(num: np.ndarray, den: np.ndarray, dst: np.ndarray) -> None:
 
 
 @njit(cache=True, error_model="numpy")
-def _realised_vol_pass(
+def _realised_vol_range(
     kind: int,
     a: np.ndarray,
     b: np.ndarray,
@@ -157,6 +160,8 @@ def _realised_vol_pass(
     d: np.ndarray,
     window_bars: int,
     res: np.ndarray,
+    first: int,
+    stop: int,
 ) -> None:
     """One estimator into res, chunk by chunk: (close) or (high, low) or (open, high, low, close).
 
@@ -165,14 +170,13 @@ def _realised_vol_pass(
     exact zero on a constant window. Either serial loop (clean or general) leaves in res the
     window mean (std: w times the variance), and a vectorised loop takes the square roots.
     """
-    n = res.shape[0]
     w = window_bars
     std_mode = kind == _KIND_CLOSE_TO_CLOSE
     ddof = 1
     interval = 1 if w <= DIRECT_MAX_WINDOW else max(REANCHOR_MIN_BARS, REANCHOR_WINDOWS * w)
     chunk = VOL_CHUNK_BARS
     terms = np.empty(chunk + w)  # terms[u] is the term of bar s - w + u
-    scratch = np.empty(chunk)  # Garman-Klass's log(close / open) terms
+    scratch = np.empty(max(chunk, w))  # Garman-Klass's log(close / open) terms
     starts = np.empty((3, chunk + 1))  # the clean loop's re-anchors: anchor, s1, s2
     anchor = 0.0
     s1 = 0.0
@@ -181,32 +185,21 @@ def _realised_vol_pass(
     run = 0
     prev = np.nan
     countdown = 1
-    for s in range(0, n, chunk):
-        e = min(s + chunk, n)
+    if first > 0:
+        # A block after the first: the terms of the w bars before it, and the general loop's
+        # run state there (capped at w, as at the end of a clean chunk).
+        _fill_terms(kind, a, b, c, d, first - w, first, terms[:w], scratch)
+        prev = terms[w - 1]
+        run = 1
+        while run < w and terms[w - 1 - run] == prev:
+            run += 1
+    for s in range(first, stop, chunk):
+        e = min(s + chunk, stop)
         m = e - s
-        if s > 0:
+        if s > first:
             for u in range(w):  # the last w terms of the previous chunk (forward copy)
                 terms[u] = terms[chunk + u]
-        new = terms[w : w + m]
-        if kind == _KIND_CLOSE_TO_CLOSE:
-            # log of the ratio, not a difference of logs: full precision at any price scale.
-            lo = max(s, 1)
-            _log_ratio(a[lo:e], a[lo - 1 : e - 1], terms[w + lo - s : w + m])
-            if s == 0:
-                new[0] = np.nan
-        elif kind == _KIND_PARKINSON:
-            _log_ratio(a[s:e], b[s:e], new)
-            for u in range(m):
-                r = new[u]
-                new[u] = r * r
-        else:
-            _log_ratio(b[s:e], c[s:e], new)
-            co_terms = scratch[:m]
-            _log_ratio(d[s:e], a[s:e], co_terms)
-            for u in range(m):
-                hl = new[u]
-                co = co_terms[u]
-                new[u] = 0.5 * hl * hl - _GARMAN_KLASS_OC * co * co
+        _fill_terms(kind, a, b, c, d, s, e, terms[w : w + m], scratch)
         off = w - s
         out = res[s:e]
         if s >= w and _is_clean(terms, w, w + m, w):
@@ -353,6 +346,67 @@ def _realised_vol_pass(
             for u in range(m):
                 mean = out[u]
                 out[u] = np.sqrt(max(mean, 0.0)) if not np.isnan(mean) else np.nan
+
+
+@njit(cache=True, error_model="numpy")
+def _fill_terms(
+    kind: int,
+    a: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    d: np.ndarray,
+    s: int,
+    e: int,
+    dst: np.ndarray,
+    scratch: np.ndarray,
+) -> None:
+    """dst[u] = the estimator's term of bar s + u, for s <= bar < e (bar 0 of close-to-close:
+    NaN, it has no return)."""
+    m = e - s
+    if kind == _KIND_CLOSE_TO_CLOSE:
+        # log of the ratio, not a difference of logs: full precision at any price scale.
+        lo = max(s, 1)
+        _log_ratio(a[lo:e], a[lo - 1 : e - 1], dst[lo - s : m])
+        if s == 0:
+            dst[0] = np.nan
+    elif kind == _KIND_PARKINSON:
+        _log_ratio(a[s:e], b[s:e], dst)
+        for u in range(m):
+            r = dst[u]
+            dst[u] = r * r
+    else:
+        _log_ratio(b[s:e], c[s:e], dst)
+        co_terms = scratch[:m]
+        _log_ratio(d[s:e], a[s:e], co_terms)
+        for u in range(m):
+            hl = dst[u]
+            co = co_terms[u]
+            dst[u] = 0.5 * hl * hl - _GARMAN_KLASS_OC * co * co
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _realised_vol_pass(
+    kind: int,
+    a: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    d: np.ndarray,
+    window_bars: int,
+    res: np.ndarray,
+) -> None:
+    """_realised_vol_range over blocks of bars, in parallel. Each block starts on a scheduled
+    re-anchor, where the state owes nothing to earlier bars, so the output is bit for bit that
+    of one serial pass, whatever the thread count. An output that overlaps an input runs
+    serially: a block reads the w bars before it, which the block before may have written."""
+    n = res.shape[0]
+    w = window_bars
+    if _overlaps(res, a) or _overlaps(res, b) or _overlaps(res, c) or _overlaps(res, d):
+        _realised_vol_range(kind, a, b, c, d, w, res, 0, n)
+        return
+    interval = 1 if w <= DIRECT_MAX_WINDOW else max(REANCHOR_MIN_BARS, REANCHOR_WINDOWS * w)
+    block = _block_bars(interval, 2 * w)
+    for j in prange(-(-n // block)):
+        _realised_vol_range(kind, a, b, c, d, w, res, j * block, min((j + 1) * block, n))
 
 
 @njit(cache=True, error_model="numpy")

@@ -82,6 +82,20 @@ DRIFT_FLOOR = 1e-13  # ... and |mean - anchor| > DRIFT_FLOOR * |anchor|
 
 _CHUNK_BARS = 2048  # bars per scan choosing the loop of rolling_std / rolling_zscore
 
+# Windowed kernels cut long series into blocks of about this many bars and run the blocks in
+# parallel (``prange``). A block starts where the serial loop's state owes nothing to earlier
+# bars (a scheduled re-anchor, a chunk start), so the output is bit for bit the serial one,
+# whatever the thread count, and stays exactly causal.
+PARALLEL_BLOCK_BARS = 1 << 16
+
+
+@njit(cache=True)
+def _block_bars(period: int, min_bars: int) -> int:
+    """Bars per parallel block: a multiple of ``period`` (the serial loop's restart period,
+    e.g. the re-anchor interval) of at least ``max(PARALLEL_BLOCK_BARS, min_bars)``."""
+    want = max(PARALLEL_BLOCK_BARS, min_bars)
+    return period * max(1, -(-want // period))
+
 
 @njit(cache=True)
 def _first_finite(values: np.ndarray) -> int:
