@@ -396,13 +396,15 @@ def _realised_vol_pass(
 ) -> None:
     """_realised_vol_range over blocks of bars, in parallel. Each block starts on a scheduled
     re-anchor, where the state owes nothing to earlier bars, so the output is bit for bit that
-    of one serial pass, whatever the thread count. An output that overlaps an input runs
-    serially: a block reads the w bars before it, which the block before may have written."""
+    of one serial pass, whatever the thread count. A block (and a chunk) reads bars before it
+    that an output overlapping an input would have overwritten: the inputs are copied then."""
     n = res.shape[0]
     w = window_bars
     if _overlaps(res, a) or _overlaps(res, b) or _overlaps(res, c) or _overlaps(res, d):
-        _realised_vol_range(kind, a, b, c, d, w, res, 0, n)
-        return
+        a = a.copy()
+        b = b.copy()
+        c = c.copy()
+        d = d.copy()
     interval = 1 if w <= DIRECT_MAX_WINDOW else max(REANCHOR_MIN_BARS, REANCHOR_WINDOWS * w)
     block = _block_bars(interval, 2 * w)
     for j in prange(-(-n // block)):

@@ -31,7 +31,7 @@ are re-exported here.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from kernels._windows import _max_into, _min_into, _nan_windows, _overlaps, _run_extremes
 from kernels.realised import (  # noqa: F401  (re-exported: realised volatility lives there)
@@ -44,6 +44,7 @@ from kernels.rolling import (
     REANCHOR_MIN_BARS,
     REANCHOR_WINDOWS,
     _anchor_window,
+    _block_bars,
     _first_finite,
     ema,
 )
@@ -66,7 +67,7 @@ def _buffer(n: int, out: np.ndarray | None) -> np.ndarray:
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _bollinger_pass(
+def _bollinger_range(
     close: np.ndarray,
     window_bars: int,
     deviations_up: float,
@@ -75,8 +76,11 @@ def _bollinger_pass(
     out_a: np.ndarray,
     out_b: np.ndarray,
     out_c: np.ndarray,
+    first: int,
+    stop: int,
 ) -> None:
-    """Rolling mean and population std in one pass (mode picks bands or %b / bandwidth)."""
+    """Rolling mean and population std of bars first..stop-1 (mode picks bands or %b /
+    bandwidth); ``first`` is 0 or a multiple of the re-anchor interval."""
     # Numerics of kernels.rolling: running sums of deviations from an anchor, re-anchored at the
     # window mean every `interval` bars (a countdown: `i % interval` costs an integer division
     # a bar). One addition: the sums are also re-anchored at once when the window mean has
@@ -85,7 +89,6 @@ def _bollinger_pass(
     # after a crash) loses digits to cancellation: measured 2.4e-9 relative on the std at
     # window 48, against 1e-13 with it. The decision uses only bars up to i, so the kernel
     # stays exactly causal.
-    n = close.shape[0]
     w = window_bars
     interval = 1 if w <= DIRECT_MAX_WINDOW else max(REANCHOR_MIN_BARS, REANCHOR_WINDOWS * w)
     inv_w = 1.0 / w
@@ -95,8 +98,13 @@ def _bollinger_pass(
     n_nan = 0
     run = 0  # run of identical values ending at i: a constant window has std exactly 0
     prev = np.nan
-    countdown = 1
-    for i in range(n):
+    countdown = 1  # first is a multiple of interval: its bar re-anchors from scratch
+    if first > 0:  # the run of identical values ending at the bar before (capped at w)
+        prev = close[first - 1]
+        run = 1
+        while run < w and close[first - 1 - run] == prev:
+            run += 1
+    for i in range(first, stop):
         x = close[i]
         if x == prev:
             run += 1
@@ -162,6 +170,42 @@ def _bollinger_pass(
             # (x - lower) / width; 0 / 0 = NaN on a constant window, as in pandas.
             out_a[i] = (x - lower) / width if width != 0.0 else np.nan
             out_b[i] = width / mean
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _bollinger_pass(
+    close: np.ndarray,
+    window_bars: int,
+    deviations_up: float,
+    deviations_down: float,
+    mode: int,
+    out_a: np.ndarray,
+    out_b: np.ndarray,
+    out_c: np.ndarray,
+) -> None:
+    """_bollinger_range over blocks in parallel, each starting on a scheduled re-anchor (the
+    sums restart from the window there), so the output is bit for bit the serial pass's. The
+    loop reads close[i - w] after writing bar i - w, so an output that overlaps the input
+    gets a copy of the input to read."""
+    n = close.shape[0]
+    w = window_bars
+    if _overlaps(out_a, close) or _overlaps(out_b, close) or _overlaps(out_c, close):
+        close = close.copy()
+    interval = 1 if w <= DIRECT_MAX_WINDOW else max(REANCHOR_MIN_BARS, REANCHOR_WINDOWS * w)
+    block = _block_bars(interval, 2 * w)
+    for j in prange(-(-n // block)):
+        _bollinger_range(
+            close,
+            w,
+            deviations_up,
+            deviations_down,
+            mode,
+            out_a,
+            out_b,
+            out_c,
+            j * block,
+            min((j + 1) * block, n),
+        )
 
 
 @njit(cache=True, error_model="numpy")
@@ -363,7 +407,7 @@ def keltner_channels(
 DONCHIAN_CHUNK_BARS = 1024
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", parallel=True)
 def _donchian_pass(
     high: np.ndarray,
     low: np.ndarray,
@@ -393,9 +437,30 @@ def _donchian_pass(
             middle[i] = (up + dn) / 2.0
         return
     chunk = DONCHIAN_CHUNK_BARS
+    # Each chunk reads its own windows only, so blocks of chunks run in parallel, bit for bit.
+    block = _block_bars(chunk, 2 * w)
+    for j in prange(-(-(n - first) // block)):
+        _donchian_range(high, low, w, upper, middle, lower, first + j * block, block)
+
+
+@njit(cache=True, error_model="numpy")
+def _donchian_range(
+    high: np.ndarray,
+    low: np.ndarray,
+    w: int,
+    upper: np.ndarray,
+    middle: np.ndarray,
+    lower: np.ndarray,
+    start: int,
+    bars: int,
+) -> None:
+    """_donchian_pass's chunks for bars start..start+bars-1 (w >= 2)."""
+    n = high.shape[0]
+    stop = min(start + bars, n)
+    chunk = DONCHIAN_CHUNK_BARS
     bufs = np.empty((4, chunk + w))
-    for s in range(first, n, chunk):
-        e = min(s + chunk, n)
+    for s in range(start, stop, chunk):
+        e = min(s + chunk, stop)
         run_hi, run_lo, d, nan_hi, nan_lo = _run_extremes(high, low, w, s, e, bufs)
         _max_into(run_hi, w, w - d, upper[s:e])
         _min_into(run_lo, w, w - d, lower[s:e])

@@ -13,7 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
-from kernels.rolling import ema, rolling_mean, rolling_std, rolling_zscore
+from kernels.rolling import (
+    DIRECT_MAX_WINDOW,
+    REANCHOR_MIN_BARS,
+    REANCHOR_WINDOWS,
+    _block_bars,
+    ema,
+    rolling_mean,
+    rolling_std,
+    rolling_zscore,
+)
 
 WINDOWS = [1, 2, 3, 5, 10, 14, 20, 48, 200, 1000]
 # pandas' own online variance drifts by up to ~2e-7 relative on small windows of these walks
@@ -281,3 +290,41 @@ def test_rolling_std_loops_agree_across_chunks(window: int) -> None:
     ok[5000:recovered] = False
     assert np.isfinite(actual[recovered:]).all()
     np.testing.assert_allclose(actual[ok], brute[ok], rtol=1e-9, atol=1e-12)
+
+
+# --- parallel blocks -----------------------------------------------------------------------
+# rolling_std / rolling_zscore run blocks of whole re-anchor intervals in parallel; a block
+# starts from the two-pass anchor of its first window. Seams are placed on NaNs, flat runs and
+# a x1e6 jump, and every bar is held to the brute force and to causality across the seams.
+
+
+@pytest.mark.parametrize("w", [3, 20, 300])
+def test_std_and_zscore_across_parallel_blocks(w: int) -> None:
+    interval = 1 if w <= DIRECT_MAX_WINDOW else max(REANCHOR_MIN_BARS, REANCHOR_WINDOWS * w)
+    block = _block_bars(interval, 2 * w)
+    seams = [block, 2 * block, 3 * block]
+    x = random_walk(seams[-1] + 3 * w + 5, seed=w)
+    x[seams[0] - 1] = np.nan
+    x[seams[1] - w // 2 : seams[1] + w + 1] = x[seams[1] - w // 2 - 1]
+    x[seams[2] :] *= 1e6
+    std = rolling_std(x, w, 1)
+    expected = brute_rolling(x, w, "std", ddof=1)
+    assert_same_nan(std, expected)
+    np.testing.assert_allclose(std, expected, rtol=1e-9, atol=1e-12 * 100, equal_nan=True)
+    zscore = rolling_zscore(x, w)
+    mean = brute_rolling(x, w, "mean")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z_expected = (x - mean) / brute_rolling(x, w, "std")
+    z_expected[~np.isfinite(z_expected)] = np.nan
+    views = sliding_window_view(x, w)
+    flat = np.zeros(x.size, dtype=bool)
+    flat[w - 1 :] = views.max(axis=1) == views.min(axis=1)
+    z_expected[flat] = np.nan  # a constant window: std exactly 0, z undefined (pandas)
+    assert_same_nan(zscore, z_expected)
+    np.testing.assert_allclose(zscore, z_expected, rtol=1e-7, atol=1e-9, equal_nan=True)
+    for t in (seams[1] - 1, seams[1], seams[1] + 1, seams[2], seams[2] + 1):
+        np.testing.assert_array_equal(rolling_std(x[:t].copy(), w, 1), std[:t])
+        np.testing.assert_array_equal(rolling_zscore(x[:t].copy(), w), zscore[:t])
+    aliased = x.copy()
+    assert rolling_std(aliased, w, 1, aliased) is aliased
+    np.testing.assert_array_equal(aliased, std)

@@ -16,7 +16,25 @@ from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 from ohlcv_fixtures import Bars, random_ohlcv, with_gaps
 
+from kernels.realised import (
+    _KIND_CLOSE_TO_CLOSE,
+    _KIND_GARMAN_KLASS,
+    _KIND_PARKINSON,
+    _realised_vol_range,
+)
+from kernels.rolling import (
+    DIRECT_MAX_WINDOW,
+    PARALLEL_BLOCK_BARS,
+    REANCHOR_MIN_BARS,
+    REANCHOR_WINDOWS,
+    _block_bars,
+)
 from kernels.volatility import (
+    _MODE_BANDS,
+    _MODE_PERCENT_B,
+    DONCHIAN_CHUNK_BARS,
+    _bollinger_range,
+    _donchian_range,
     atr,
     bollinger_bands,
     bollinger_percent_b_bandwidth,
@@ -463,3 +481,100 @@ def test_scale(name: str, scale: float) -> None:
     factor_exponent = exponent if name in PRICE_VALUED else 0
     for s, b in zip(KERNELS[name](binary, 20, 10), base, strict=True):
         np.testing.assert_array_equal(s, np.ldexp(b, factor_exponent))
+
+
+# --- parallel blocks ---------------------------------------------------------------------
+# The windowed kernels run blocks of ~65k bars in parallel; each block rebuilds the serial
+# loop's state from the bars before it. These compare them with one serial pass over all bars,
+# bit for bit, on series whose NaNs, flat runs and jumps straddle the block seams.
+
+
+def _interval(w: int) -> int:
+    return 1 if w <= DIRECT_MAX_WINDOW else max(REANCHOR_MIN_BARS, REANCHOR_WINDOWS * w)
+
+
+def _seamed_bars(w: int, block: int, offset: int, seed: int) -> tuple[Bars, list[int]]:
+    """OHLCV over 3 blocks and a bit, with NaNs, flat runs and x1e6 jumps at the seams."""
+    seams = [offset + k * block for k in (1, 2, 3)]
+    bars = random_ohlcv(seams[-1] + 3 * w + 5, seed=seed)
+    for x in bars:
+        x[seams[0] - 1] = np.nan  # the bar before the first seam
+        x[seams[1] - w // 2 : seams[1] + w + 1] = x[seams[1] - w // 2 - 1]  # flat over seam 2
+        x[seams[2] :] *= 1e6  # a jump at seam 3
+    return bars, seams
+
+
+def _serial_reference(name: str, bars: Bars, w: int) -> tuple[np.ndarray, ...]:
+    """One serial pass of the kernel's range function over every bar."""
+    close = bars[3]
+    n = close.shape[0]
+    outs = tuple(np.empty(n) for _ in range(3))
+    if name in ("bollinger_bands", "bollinger_percent_b_bandwidth"):
+        mode = _MODE_BANDS if name == "bollinger_bands" else _MODE_PERCENT_B
+        b_out = outs[1] if mode == _MODE_PERCENT_B else outs[2]
+        _bollinger_range(close, w, 2.0, 1.0, mode, outs[0], outs[1], b_out, 0, n)
+        return outs if mode == _MODE_BANDS else outs[:2]
+    if name == "donchian_channels":
+        for out in outs:
+            out[: w - 1] = np.nan
+        _donchian_range(bars[1], bars[2], w, *outs, w - 1, n)
+        return outs
+    kind, args = {
+        "close_to_close_volatility": (_KIND_CLOSE_TO_CLOSE, (close,) * 4),
+        "parkinson_volatility": (_KIND_PARKINSON, (bars[1], bars[2], bars[1], bars[2])),
+        "garman_klass_volatility": (_KIND_GARMAN_KLASS, bars[:4]),
+    }[name]
+    _realised_vol_range(kind, *args, w, outs[0], 0, n)
+    return outs[:1]
+
+
+BLOCK_KERNELS = (
+    "bollinger_bands",
+    "bollinger_percent_b_bandwidth",
+    "donchian_channels",
+    "close_to_close_volatility",
+    "parkinson_volatility",
+    "garman_klass_volatility",
+)
+
+
+@pytest.mark.parametrize("w", [3, 20, 300])
+@pytest.mark.parametrize("name", BLOCK_KERNELS)
+def test_parallel_blocks_equal_one_serial_pass(name: str, w: int) -> None:
+    if name == "donchian_channels":
+        block, offset = _block_bars(DONCHIAN_CHUNK_BARS, 2 * w), w - 1
+    else:
+        block, offset = _block_bars(_interval(w), 2 * w), 0
+    bars, seams = _seamed_bars(w, block, offset, seed=w)
+    parallel = KERNELS[name](bars, w, w)
+    serial = _serial_reference(name, bars, w)
+    for p, s in zip(parallel, serial, strict=True):
+        np.testing.assert_array_equal(p, s)
+        assert np.isfinite(p[seams[0] + w : seams[1] - w]).all()  # the seam NaN has left
+    for t in (seams[1] - 1, seams[1], seams[1] + 1, seams[2], seams[2] + 1):
+        prefix = KERNELS[name](tuple(x[:t].copy() for x in bars), w, w)
+        for p, f in zip(prefix, parallel, strict=True):
+            np.testing.assert_array_equal(p, f[:t])
+
+
+@pytest.mark.parametrize("name", BLOCK_KERNELS)
+def test_aliased_output_runs_serially(name: str) -> None:
+    """An output written over its input gives what a separate output gives."""
+    bars = random_ohlcv(3 * PARALLEL_BLOCK_BARS, seed=11)
+    expected = KERNELS[name](bars, 20, 20)[0]
+    col = {"donchian_channels": 1, "parkinson_volatility": 1}.get(name, 3)
+    aliased = tuple(x.copy() for x in bars)
+    if name == "bollinger_bands":
+        got = bollinger_bands(aliased[3], 20, 2.0, 1.0, aliased[3])[0]
+    elif name == "bollinger_percent_b_bandwidth":
+        got = bollinger_percent_b_bandwidth(aliased[3], 20, 2.0, 1.0, aliased[3])[0]
+    elif name == "donchian_channels":
+        got = donchian_channels(aliased[1], aliased[2], 20, aliased[1])[0]
+    elif name == "close_to_close_volatility":
+        got = close_to_close_volatility(aliased[3], 20, aliased[3])
+    elif name == "parkinson_volatility":
+        got = parkinson_volatility(aliased[1], aliased[2], 20, aliased[1])
+    else:
+        got = garman_klass_volatility(*aliased[:4], 20, aliased[3])
+    assert got is aliased[col]
+    np.testing.assert_array_equal(got, expected)
