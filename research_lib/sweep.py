@@ -11,7 +11,6 @@ multiple-testing correction such as the deflated Sharpe ratio.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -23,6 +22,7 @@ from tqdm.auto import tqdm
 
 from kernels import backtest as backtest_nb
 from kernels import sweep as sweep_nb
+from research_lib.backtest import _check_config_and_period
 from research_lib.config import BacktestConfig
 
 __all__ = ["MAX_RETURNS_BYTES", "SweepResult", "ma_crossover_returns", "ma_crossover_sweep"]
@@ -141,14 +141,7 @@ def _sweep_inputs(
             f"use run_backtest for other fill modes"
         )
     config = BacktestConfig(fee_bps=fee_bps, fill=fill, initial_cash=initial_cash)
-    if isinstance(periods_per_year, bool) or not (
-        isinstance(periods_per_year, int | float) and math.isfinite(periods_per_year)
-    ):
-        raise ValueError(f"periods_per_year must be a finite number, got {periods_per_year!r}")
-    if periods_per_year <= 0:
-        raise ValueError(
-            f"periods_per_year must be > 0, got {periods_per_year}; e.g. 8760 for 1h bars"
-        )
+    _check_config_and_period(config, periods_per_year)
     close_array = _prices(close, name="close")
     n_bars = close_array.shape[0]
     if fill == "next_open":
