@@ -451,11 +451,81 @@ def target_trials_evidence(
     """
     if candidate not in trial_targets:
         raise ValueError(f"candidate {candidate!r} is not a trial; trials: {sorted(trial_targets)}")
+    panel = trial_panel(
+        bars, trial_targets, backtest=backtest, validation=validation,
+        periods_per_year=periods_per_year,
+    )  # fmt: skip
+    return panel.evidence(candidate, bars=bars, validation=validation, signal_fn=signal_fn)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialPanel:
+    """Every trial's bar returns over the selection period, backtested once.
+
+    ``returns[:, k]`` is trial ``names[k]``'s return at ``ts``; bars from ``oos_start`` on
+    are out of sample. ``changes[name][symbol]`` marks the bars where that trial's position
+    changed (its fills), on that symbol's bars ``symbol_ts[symbol]``.
+    """
+
+    names: tuple[str, ...]
+    ts: np.ndarray
+    returns: np.ndarray
+    oos_start: int
+    periods_per_year: float
+    symbol_ts: dict[str, np.ndarray]
+    changes: dict[str, dict[str, np.ndarray]]
+
+    def in_sample_sharpe(self) -> np.ndarray:
+        """Each trial's annualised Sharpe on the bars before ``oos_start`` (-inf if undefined)."""
+        in_sample = self.returns[self.ts < self.oos_start]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sharpe = in_sample.mean(axis=0) / in_sample.std(axis=0, ddof=1)
+        sharpe = sharpe * np.sqrt(self.periods_per_year)
+        return np.where(np.isfinite(sharpe), sharpe, -np.inf)
+
+    def evidence(
+        self,
+        candidate: str,
+        *,
+        bars: pl.DataFrame,
+        validation: ValidationConfig,
+        signal_fn: FrameSignals | None = None,
+    ) -> GateEvidence:
+        """The gate's evidence for one trial (see ``target_trials_evidence``)."""
+        column = self.names.index(candidate)
+        oos_trades = sum(
+            int(np.sum(changed & (self.symbol_ts[symbol] >= self.oos_start)))
+            for symbol, changed in self.changes[candidate].items()
+        )
+        lookahead = warmup = None
+        if signal_fn is not None:
+            lookahead, warmup = _run_detectors(bars.sort("symbol", "ts"), signal_fn, validation)
+        return GateEvidence(
+            oos_returns=self.returns[self.ts >= self.oos_start, column],
+            selection_returns=self.returns[:, column],
+            periods_per_year=self.periods_per_year,
+            n_trials=len(self.names),
+            trial_returns=self.returns,
+            oos_trades=oos_trades,
+            lookahead=lookahead,
+            warmup=warmup,
+        )
+
+
+def trial_panel(
+    bars: pl.DataFrame,
+    trial_targets: dict[str, pl.DataFrame],
+    *,
+    backtest: BacktestConfig,
+    validation: ValidationConfig,
+    periods_per_year: float,
+) -> TrialPanel:
+    """Backtest every trial's targets once (see ``target_trials_evidence``)."""
     check_bars(bars, required=("ts", "symbol", "open", "close"))
     bars = bars.sort("symbol", "ts")
-    names = list(trial_targets)
+    names = tuple(trial_targets)
     per_symbol: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    trades: dict[str, np.ndarray] = {}
+    changes: dict[str, dict[str, np.ndarray]] = {name: {} for name in names}
     first_ts = None
     for (symbol,), frame in bars.group_by("symbol", maintain_order=True):
         columns = []
@@ -468,33 +538,24 @@ def target_trials_evidence(
             result = run_backtest(frame, target, backtest, periods_per_year=periods_per_year)
             equity = result.equity["equity"].to_numpy()
             columns.append(np.concatenate(([0.0], equity[1:] / equity[:-1] - 1.0)))
-            if name == candidate:
-                units = result.equity["position_units"].to_numpy()
-                trades[str(symbol)] = np.concatenate(([units[0] != 0.0], units[1:] != units[:-1]))
+            units = result.equity["position_units"].to_numpy()
+            changes[name][str(symbol)] = np.concatenate(
+                ([units[0] != 0.0], units[1:] != units[:-1])
+            )
         per_symbol[str(symbol)] = (frame["ts"].to_numpy(), np.column_stack(columns))
     if first_ts is None:
         raise ValueError("no trial holds a target on these bars; nothing to validate")
     ts_all, matrix = panel_returns(per_symbol)
     keep = ts_all > first_ts  # returns from the first bar after the first target
-    ts_sel, matrix = ts_all[keep], matrix[keep]
-    start = oos_start_ts(ts_sel, validation.oos_fraction)
-    column = names.index(candidate)
-    oos_trades = 0
-    for symbol, changed in trades.items():
-        ts = per_symbol[symbol][0]
-        oos_trades += int(np.sum(changed & (ts >= start)))
-    lookahead = warmup = None
-    if signal_fn is not None:
-        lookahead, warmup = _run_detectors(bars, signal_fn, validation)
-    return GateEvidence(
-        oos_returns=matrix[ts_sel >= start, column],
-        selection_returns=matrix[:, column],
+    ts_sel = ts_all[keep]
+    return TrialPanel(
+        names=names,
+        ts=ts_sel,
+        returns=matrix[keep],
+        oos_start=oos_start_ts(ts_sel, validation.oos_fraction),
         periods_per_year=float(periods_per_year),
-        n_trials=len(names),
-        trial_returns=matrix,
-        oos_trades=oos_trades,
-        lookahead=lookahead,
-        warmup=warmup,
+        symbol_ts={symbol: ts for symbol, (ts, _) in per_symbol.items()},
+        changes=changes,
     )
 
 

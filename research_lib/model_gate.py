@@ -20,7 +20,7 @@ import polars as pl
 
 from research_lib.config import BacktestConfig, FeatureConfig, ModelConfig, ValidationConfig
 from research_lib.features import add_features
-from research_lib.gate import GateEvidence, oos_start_ts, target_trials_evidence
+from research_lib.gate import GateEvidence, trial_panel
 from research_lib.models.baseline import lagged_design
 from research_lib.models.walk_forward import _fit_predict, make_family
 
@@ -103,20 +103,14 @@ def model_trials_evidence(
         str(name): sign_targets(part, allow_short=allow_short)
         for (name,), part in predictions.group_by("model", maintain_order=True)
     }
-    first = next(iter(trials))
-    probe = target_trials_evidence(
-        bars, trials, candidate=first, backtest=backtest, validation=validation,
+    panel = trial_panel(
+        bars, trials, backtest=backtest, validation=validation,
         periods_per_year=periods_per_year,
     )  # fmt: skip
-    matrix = probe.trial_returns
-    in_sample = matrix[: matrix.shape[0] - probe.oos_returns.size]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sharpe = in_sample.mean(axis=0) / in_sample.std(axis=0, ddof=1) * np.sqrt(periods_per_year)
-    sharpe = np.where(np.isfinite(sharpe), sharpe, -np.inf)
-    names = list(trials)
+    sharpe = panel.in_sample_sharpe()
+    names = list(panel.names)
     family = names[int(np.argmax(sharpe))]
-
-    start = _oos_start(bars, trials, validation)
+    start = panel.oos_start
     models = _fit_before(bars, family, start, feature_config, model_config)
 
     def signal_fn(frame: pl.DataFrame) -> pl.DataFrame:
@@ -137,10 +131,7 @@ def model_trials_evidence(
             target[rows] = side
         return frame.with_columns(target=pl.Series(target))
 
-    evidence = target_trials_evidence(
-        bars, trials, candidate=family, backtest=backtest, validation=validation,
-        periods_per_year=periods_per_year, signal_fn=signal_fn,
-    )  # fmt: skip
+    evidence = panel.evidence(family, bars=bars, validation=validation, signal_fn=signal_fn)
     description = {
         "strategy": "model_sign",
         "family": family,
@@ -154,12 +145,6 @@ def model_trials_evidence(
         in_sample_sharpe={n: float(s) for n, s in zip(names, sharpe, strict=True)},
         description=description,
     )
-
-
-def _oos_start(bars: pl.DataFrame, trials: dict[str, pl.DataFrame], validation) -> int:
-    first_ts = min(int(t["ts"].min()) for t in trials.values() if t.height)
-    ts = bars["ts"].unique().sort().to_numpy()
-    return oos_start_ts(ts[ts > first_ts], validation.oos_fraction)
 
 
 def _fit_before(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -12,7 +13,7 @@ from research_lib.config import (
     ValidationConfig,
 )
 from research_lib.features import add_features
-from research_lib.gate import evaluate_gate
+from research_lib.gate import evaluate_gate, target_trials_evidence
 from research_lib.model_gate import family_table, model_trials_evidence, sign_targets
 from research_lib.models.walk_forward import walk_forward_models
 from research_lib.sources.synthetic import SyntheticMarketConfig, SyntheticSource
@@ -69,6 +70,18 @@ def test_the_chosen_family_is_the_in_sample_best_and_runs_causally(market, famil
     chosen = table.row(0, named=True)
     assert chosen["oos_sharpe"] == pytest.approx(criteria["oos_sharpe"].value, rel=1e-9)
     assert chosen["oos_max_drawdown"] == pytest.approx(criteria["max_drawdown"].value, rel=1e-9)
+    # The panel is backtested once; the candidate's evidence is what the general path gives.
+    trials = {
+        str(name): sign_targets(part, allow_short=True)
+        for (name,), part in run.predictions.group_by("model", maintain_order=True)
+    }
+    direct = target_trials_evidence(
+        market, trials, candidate=candidate.family, backtest=backtest, validation=validation,
+        periods_per_year=HOURS,
+    )  # fmt: skip
+    np.testing.assert_array_equal(direct.trial_returns, evidence.trial_returns)
+    np.testing.assert_array_equal(direct.oos_returns, evidence.oos_returns)
+    assert direct.oos_trades == evidence.oos_trades
 
 
 def test_sign_targets_long_only_goes_flat() -> None:
