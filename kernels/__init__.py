@@ -15,5 +15,15 @@ Modules are grouped by family:
 - ``lending``: Aave V3 interest factors, index accrual, health factor, liquidation price.
 
 Import the module you need; nothing is re-exported here, so importing ``kernels`` compiles
-nothing. ``research_lib.indicators`` lists every indicator with its inputs and reference.
+nothing (it does start numba's threading layer: see below). ``research_lib.indicators``
+lists every indicator with its inputs and reference.
 """
+
+from numba import get_num_threads
+
+# Start numba's threading layer at import. The windowed kernels are cached functions that call
+# parallel (prange) ones, and numba records in a caller's cache entry that the threading layer
+# must be started only if the parallel callee was compiled, not loaded from the cache, in the
+# process that compiled the caller; such a caller can segfault when loaded in a fresh process
+# (numba issue #8578). Starting the layer here costs ~20 ms and compiles nothing.
+get_num_threads()

@@ -33,15 +33,24 @@ Running sums (SMA, WMA) are recomputed from scratch every
 ``max(RECOMPUTE_MIN_BARS, RECOMPUTE_WINDOWS * window)`` bars on a schedule fixed by the
 absolute bar index, so rounding error cannot build up over long series and the kernels stay
 exactly causal: ``f(x[:t])[-1] == f(x)[t-1]`` bit for bit, for every kernel in this module.
+
+``sma``, ``wma``, ``aroon``, ``aroon_oscillator`` and ``ichimoku`` run long series in blocks
+of about 65k bars in parallel (``prange``). SMA / WMA blocks start on scheduled recomputes,
+with the one case where the serial loop slides through a recompute (the first full window
+after a NaN ends just before it) replayed; the Aroon and Ichimoku blocks rebuild their state
+from the bars before them (see ``kernels._windows``). The output is bit for bit that of one
+serial pass, whatever the thread count; an output that overlaps an input runs serially. The
+recursive kernels stay serial: a block could not start without the state carried from the
+bars before it.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from kernels._windows import _aroon_pass, _midpoint_pass
-from kernels.rolling import _first_finite
+from kernels._windows import _aroon_pass, _ichimoku_pass, _overlaps
+from kernels.rolling import _block_bars, _first_finite
 
 RECOMPUTE_MIN_BARS = 64
 RECOMPUTE_WINDOWS = 16
@@ -83,37 +92,55 @@ def _first_finite_triple(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> int:
 # --- moving averages -----------------------------------------------------------------------
 
 
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def _window_sums(values: np.ndarray, lo: int, i: int) -> tuple[float, float]:
+    """(sum, sum weighted 1 (oldest) .. w (newest)) of values[lo..i], from scratch."""
+    total = 0.0
+    wtotal = 0.0
+    for j in range(lo, i + 1):
+        v = values[j]
+        total += v
+        wtotal += (j - lo + 1) * v
+    return total, wtotal
+
+
 @njit(cache=True, fastmath={"contract"})
-def _sliding_average(
-    values: np.ndarray, w: int, weighted: bool, out: np.ndarray | None
-) -> np.ndarray:
-    """Shared loop of sma / wma: running (weighted) window sums, recomputed on a schedule."""
-    n = values.shape[0]
-    res = np.empty(n) if out is None else out
+def _sliding_range(
+    values: np.ndarray, w: int, weighted: bool, res: np.ndarray, first: int, stop: int
+) -> None:
+    """Shared loop of sma / wma for bars first..stop-1 (first: 0 or a multiple of the
+    recompute interval): running (weighted) window sums, recomputed on a schedule."""
     interval = max(RECOMPUTE_MIN_BARS, RECOMPUTE_WINDOWS * w)
     scale = 1.0 / (w * (w + 1) / 2.0) if weighted else 1.0 / w
     weight = float(w)
     last_nan = -1  # a virtual NaN before the series makes the first w - 1 bars warm-up
-    i = 0
-    while i < n:
-        # Slow path: a bar whose window holds a NaN, or the first bar of a segment.
-        if np.isnan(values[i]):
-            last_nan = i
-        if i - last_nan < w:
-            res[i] = np.nan
+    for j in range(max(first - w - 1, 0), first):
+        if np.isnan(values[j]):
+            last_nan = j
+    # At a scheduled recompute the serial loop slides on only if it has just recomputed the
+    # sums at bar first - 1, the first full window after a NaN: do the same, without output.
+    resume = first - 1 - last_nan == w
+    total = 0.0  # sum of the window
+    wtotal = 0.0  # sum of the window weighted 1 (oldest) .. w (newest)
+    if resume:
+        total, wtotal = _window_sums(values, first - w, first - 1)
+    i = first
+    while i < stop:
+        if resume:
+            resume = False
+        else:
+            # Slow path: a bar whose window holds a NaN, or the first bar of a segment.
+            if np.isnan(values[i]):
+                last_nan = i
+            if i - last_nan < w:
+                res[i] = np.nan
+                i += 1
+                continue
+            total, wtotal = _window_sums(values, i - w + 1, i)
+            res[i] = (wtotal if weighted else total) * scale
             i += 1
-            continue
-        lo = i - w + 1
-        total = 0.0  # sum of the window
-        wtotal = 0.0  # sum of the window weighted 1 (oldest) .. w (newest)
-        for j in range(lo, i + 1):
-            v = values[j]
-            total += v
-            wtotal += (j - lo + 1) * v
-        res[i] = (wtotal if weighted else total) * scale
-        i += 1
         # Fast path: slide the sums until the next scheduled recompute or a NaN.
-        end = min(n, (i // interval + 1) * interval)
+        end = min(stop, (i // interval + 1) * interval)
         if weighted:
             while i < end:
                 x = values[i]
@@ -132,6 +159,23 @@ def _sliding_average(
                 total += x - values[i - w]
                 res[i] = total * scale
                 i += 1
+
+
+@njit(cache=True, fastmath={"contract"}, parallel=True)
+def _sliding_average(
+    values: np.ndarray, w: int, weighted: bool, out: np.ndarray | None
+) -> np.ndarray:
+    """_sliding_range over blocks of bars, in parallel. Blocks start on scheduled recomputes
+    (absolute multiples of the interval), so the output is bit for bit that of one serial
+    pass, whatever the thread count. An output that overlaps the input runs serially."""
+    n = values.shape[0]
+    res = np.empty(n) if out is None else out
+    if _overlaps(res, values):
+        _sliding_range(values, w, weighted, res, 0, n)
+        return res
+    block = _block_bars(max(RECOMPUTE_MIN_BARS, RECOMPUTE_WINDOWS * w), 2 * w)
+    for j in prange(-(-n // block)):
+        _sliding_range(values, w, weighted, res, j * block, min((j + 1) * block, n))
     return res
 
 
@@ -596,12 +640,8 @@ def ichimoku(
     span_a = np.empty(n) if out_span_a is None else out_span_a
     span_b = np.empty(n) if out_span_b is None else out_span_b
     lagging = np.empty(n) if out_lagging is None else out_lagging
-    _midpoint_pass(high, low, conversion_bars, conv)
-    _midpoint_pass(high, low, base_bars, base)
-    _midpoint_pass(high, low, span_b_bars, span_b)
-    for t in range(n):
-        span_a[t] = (conv[t] + base[t]) / 2.0
-        lagging[t] = close[t]
+    ws = (conversion_bars, base_bars, span_b_bars)
+    _ichimoku_pass(high, low, close, ws, conv, base, span_a, span_b, lagging)
     return conv, base, span_a, span_b, lagging
 
 

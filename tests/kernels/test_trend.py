@@ -13,10 +13,15 @@ import pytest
 import talib
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numba import config, get_num_threads, set_num_threads
 
-from kernels.rolling import ema, rolling_mean
+from kernels._windows import ICHIMOKU_CHUNK_BARS, _aroon_range, _ichimoku_range
+from kernels.rolling import _block_bars, ema, rolling_mean
 from kernels.trend import (
     ICHIMOKU_DISPLACEMENT_BARS,
+    RECOMPUTE_MIN_BARS,
+    RECOMPUTE_WINDOWS,
+    _sliding_range,
     adx,
     aroon,
     aroon_oscillator,
@@ -419,6 +424,134 @@ def test_running_sums_hold_on_long_series(scale: float, window: int) -> None:
     weights = np.arange(1.0, window + 1.0)
     np.testing.assert_allclose(sma(close, window)[idx], views.mean(axis=1), rtol=1e-12)
     np.testing.assert_allclose(wma(close, window)[idx], views @ weights / weights.sum(), rtol=1e-12)
+
+
+# --- parallel blocks -----------------------------------------------------------------------
+
+
+def seam_bars(n: int, seams: np.ndarray, windows: tuple[int, ...], seed: int) -> list[np.ndarray]:
+    """(high, low, close) rounded to ties, with a flat run and a spike across every block seam,
+    and a NaN (in every column) at one offset per seam: before, at or after the bar where a
+    window starts to hold it or where a scheduled restart owes something to the bar before."""
+    bars = [np.round(x, 1) for x in ohlc(n, seed=seed)]
+    offsets: list[int | None] = [None, -1, 0]
+    for w in windows:
+        offsets += [-w - 1, -w, -w + 1]
+    for i, s in enumerate(seams):
+        for x in bars:
+            x[s - 4 : s + 3] = x[s - 4]  # ties across the seam
+        bars[0][s - 2 - i % 3] *= 1.05  # extremes in the block before the seam
+        bars[1][s - 1 - i % 2] *= 0.95
+        off = offsets[i % len(offsets)]
+        if off is not None:
+            for x in bars:
+                x[s + off] = np.nan
+    return bars
+
+
+def _serial_aroon(h: np.ndarray, lo: np.ndarray, c: np.ndarray, w: int) -> tuple[np.ndarray, ...]:
+    down, up = np.empty_like(h), np.empty_like(h)
+    _aroon_range(h, lo, w, False, down, up, down, 0, h.shape[0])
+    return down, up
+
+
+def _serial_aroon_oscillator(
+    h: np.ndarray, lo: np.ndarray, c: np.ndarray, w: int
+) -> tuple[np.ndarray, ...]:
+    res = np.empty_like(h)
+    _aroon_range(h, lo, w, True, res, res, res, 0, h.shape[0])
+    return (res,)
+
+
+def _serial_ichimoku(
+    h: np.ndarray, lo: np.ndarray, c: np.ndarray, w: int
+) -> tuple[np.ndarray, ...]:
+    outs = tuple(np.empty_like(h) for _ in range(5))
+    _ichimoku_range(h, lo, c, (w, 2 * w + 1, 3 * w), outs, 0, h.shape[0])
+    return outs
+
+
+def _serial_average(weighted: bool) -> Kernel:
+    def run(h: np.ndarray, lo: np.ndarray, c: np.ndarray, w: int) -> tuple[np.ndarray, ...]:
+        res = np.empty_like(c)
+        _sliding_range(c, w, weighted, res, 0, c.shape[0])
+        return (res,)
+
+    return run
+
+
+def _recompute_block(w: int) -> int:
+    return _block_bars(max(RECOMPUTE_MIN_BARS, RECOMPUTE_WINDOWS * w), 2 * w)
+
+
+# name: (parallel kernel, its serial range function over (0, n), block bars, windows of k)
+BLOCKED: dict[str, tuple[Kernel, Kernel, Callable[[int], int], Callable[[int], tuple[int, ...]]]]
+BLOCKED = {
+    "aroon": (
+        KERNELS["aroon"],
+        _serial_aroon,
+        lambda k: _block_bars(k + 1, 2 * (k + 1)),
+        lambda k: (k,),
+    ),
+    "aroon_oscillator": (
+        KERNELS["aroon_oscillator"],
+        _serial_aroon_oscillator,
+        lambda k: _block_bars(k + 1, 2 * (k + 1)),
+        lambda k: (k,),
+    ),
+    "ichimoku": (
+        KERNELS["ichimoku"],
+        _serial_ichimoku,
+        lambda k: _block_bars(ICHIMOKU_CHUNK_BARS, 6 * k),
+        lambda k: (k, 2 * k + 1, 3 * k),
+    ),
+    "sma": (KERNELS["sma"], _serial_average(False), _recompute_block, lambda k: (k,)),
+    "wma": (KERNELS["wma"], _serial_average(True), _recompute_block, lambda k: (k,)),
+}
+
+
+@pytest.mark.parametrize("k", [1, 9])
+@pytest.mark.parametrize("name", sorted(BLOCKED))
+def test_parallel_blocks_match_the_serial_pass(name: str, k: int) -> None:
+    # Blocks run in parallel, each rebuilding the serial loop's state at its first bar: the
+    # output must be bit for bit the serial pass's, at any thread count, and stay causal at
+    # the seams (a prefix ending at, before or after a seam agrees with the serial pass).
+    kernel, serial, block_of, windows = BLOCKED[name]
+    block = block_of(k)
+    count = 3 * len(windows(k)) + 3
+    n = (count + 1) * block + block // 3
+    seams = np.arange(1, count + 1) * block
+    bars = seam_bars(n, seams, windows(k), seed=k)
+    expected = serial(*bars, k)
+    threads = get_num_threads()
+    try:
+        for t in range(1, config.NUMBA_NUM_THREADS + 1):
+            set_num_threads(t)
+            for got, want in zip(kernel(*bars, k), expected, strict=True):
+                assert_nan_equal(got, want)
+    finally:
+        set_num_threads(threads)
+    for s in seams:
+        for cut in (s - 1, s, s + 1):
+            prefix = kernel(*[x[:cut].copy() for x in bars], k)
+            for p, want in zip(prefix, expected, strict=True):
+                assert_nan_equal(p[-1:], want[cut - 1 : cut])
+
+
+def test_aliased_outputs_run_the_serial_pass() -> None:
+    # An output overlapping an input runs serially over the whole series (a block would read
+    # bars the block before it may have overwritten).
+    n = 3 * _recompute_block(5)
+    high, low, close = seam_bars(n, np.array([n // 3, 2 * n // 3]), (), seed=3)
+    for weighted, kernel in ((False, sma), (True, wma)):
+        x = close.copy()
+        expected = x.copy()
+        _sliding_range(expected, 5, weighted, expected, 0, n)
+        assert_nan_equal(kernel(x, 5, x), expected)
+    h = high.copy()
+    expected = high.copy()
+    _aroon_range(expected, low, 5, True, expected, expected, expected, 0, n)
+    assert_nan_equal(aroon_oscillator(h, low, 5, h), expected)
 
 
 # --- API -----------------------------------------------------------------------------------
