@@ -31,6 +31,16 @@ CCI sum is anchored near the window mean, as in ``kernels.rolling``). Rolling hi
 are exact: van Herk / Gil-Werman blocks in the stochastics (O(1) per bar), doubling runs
 (``kernels._windows``, shared with the Donchian channels) in Williams %R.
 
+The window kernels (stochastics, ``stochastic_rsi``'s stochastic part, ``williams_r``,
+``cci``, ``mfi``) cut long series into blocks of at least
+``kernels.rolling.PARALLEL_BLOCK_BARS`` bars and run them in parallel (``prange``). A block
+rebuilds the serial loop's state at its first bar: one parallel NaN scan gives the start of
+its NaN-free stretch, which fixes the ring slots and the re-summation schedule, and the bars
+since the last re-summation (plus the windows it sums) are replayed without writing
+(``kernels._momentum_blocks``); Williams %R needs only the NaNs of the last window. The
+output is bit for bit that of one serial pass, for any thread count, and exactly causal.
+Outputs that overlap an input run serially. RSI (recursive) stays serial.
+
 Agreement with TA-Lib is within 1e-9 except where the indicator itself is ill-conditioned:
 a CCI whose deviations are a tiny fraction of the price level (CCI(2) across a move of 1e-8
 of the typical price differs from TA-Lib by 1e-8 relative: both round the typical price,
@@ -42,19 +52,36 @@ differently).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from kernels._windows import _overlaps, _run_extremes
-from kernels.rolling import (
-    DIRECT_MAX_WINDOW,
-    REANCHOR_MIN_BARS,
-    REANCHOR_WINDOWS,
-    _first_finite,
+from kernels._momentum_blocks import (
+    MFI_CHUNK_BARS,
+    RULE_ANY,
+    RULE_SUM,
+    ZERO_RANGE_REL,
+    _cci_range,
+    _mfi_range,
+    _smooth_interval,
+    _stoch_range,
+    _stoch_replay_start,
+    _stretch_starts,
 )
+from kernels._windows import _overlaps, _run_extremes
+from kernels.rolling import _block_bars, _first_finite
 
-# TA-Lib 0.8 treats a high-low range, a CCI deviation or an MFI price move smaller than this
-# fraction of the price level as zero, so rounding noise does not read as a full-scale swing.
-ZERO_RANGE_REL = 1e-14
+__all__ = [
+    "MFI_CHUNK_BARS",
+    "ZERO_RANGE_REL",
+    "cci",
+    "fast_stochastic",
+    "mfi",
+    "momentum",
+    "roc",
+    "rsi",
+    "stochastic",
+    "stochastic_rsi",
+    "williams_r",
+]
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -124,48 +151,14 @@ def _output(out: np.ndarray | None, n: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
-def _smooth_interval(window_bars: int) -> int:
-    """Bars between exact re-summations of a running window sum (as in ``kernels.rolling``)."""
-    if window_bars <= DIRECT_MAX_WINDOW:
-        return 1
-    return max(REANCHOR_MIN_BARS, REANCHOR_WINDOWS * window_bars)
+# The window kernels below run long series in parallel blocks (``prange``) of at least
+# ``kernels.rolling.PARALLEL_BLOCK_BARS`` bars. A block rebuilds the serial state at its first
+# bar from the NaN-free stretch start (``_stretch_starts``) and a short replay, so the output
+# is bit for bit that of one serial pass (``kernels._momentum_blocks``).
 
 
-@njit(cache=True, fastmath={"contract"}, error_model="numpy", inline="always")
-def _ring_push(
-    ring: np.ndarray,
-    x: float,
-    bars: int,
-    every: int,
-    count: int,
-    slot: int,
-    since: int,
-    total: float,
-) -> tuple[int, int, int, float]:
-    """Push x into a ring of the last ``bars`` values and their running sum, re-summed exactly
-    at every ``every``-th bar with a full window (``_smooth_interval``).
-
-    Returns (count, slot, since, total); the window is full once count >= bars.
-    """
-    if count >= bars:
-        total -= ring[slot]
-    ring[slot] = x
-    total += x
-    slot = slot + 1 if slot + 1 < bars else 0
-    count += 1
-    if count >= bars:
-        since += 1
-        if since == every:
-            since = 0
-            total = 0.0
-            for j in range(bars):
-                total += ring[j]
-    return count, slot, since, total
-
-
-@njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def _stoch_pass(
+@njit(cache=True, parallel=True)
+def _stoch_blocks(
     high: np.ndarray,
     low: np.ndarray,
     close: np.ndarray,
@@ -174,103 +167,86 @@ def _stoch_pass(
     d_bars: int,
     res_k: np.ndarray,
     res_d: np.ndarray,
+    own: bool,
 ) -> None:
-    """Raw %K over fastk_bars, then k = SMA(k_bars) of it and d = SMA(d_bars) of k.
-
-    Writes k to res_k and d to res_d, both NaN until d exists. Past highs and lows are read
-    from the block buffers, never from the inputs, so res_k may be the input array itself
-    (``stochastic_rsi``).
-    """
+    """_stoch_range over blocks of bars, in parallel. Outputs that overlap an input or each
+    other run serially (a block replays bars the block before may have overwritten), except
+    ``own``: high, low and close are res_k itself (``stochastic_rsi``), and the bars each
+    block replays are copied before any block writes."""
     n = close.shape[0]
     w = fastk_bars
-    # Rolling high and low by van Herk / Gil-Werman: the bars are cut into blocks of w (from
-    # the start of the NaN-free stretch). A window ending at offset r of a block is the tail
-    # of the previous block from r + 1 (suffix extrema, computed once per block) plus the head
-    # of the current block up to r (running extrema): about three comparisons per bar and
-    # exact. A monotonic deque measured about 8x slower on random walks (branch misses).
-    block_hi = np.empty(w)
-    block_lo = np.empty(w)
-    tail_hi = np.empty(w)
-    tail_lo = np.empty(w)
-    ring_k = np.empty(k_bars)
-    ring_d = np.empty(d_bars)
-    every_k = _smooth_interval(k_bars)
-    every_d = _smooth_interval(d_bars)
-    r = 0  # offset of bar i in its block
-    have_tail = False  # a full block has been seen in this stretch
-    head_hi = head_lo = 0.0
-    count_k = slot_k = since_k = 0
-    count_d = slot_d = since_d = 0
-    sum_k = sum_d = 0.0
-    for i in range(n):
-        h = high[i]
-        lo = low[i]
-        c = close[i]
-        if np.isnan(h) or np.isnan(lo) or np.isnan(c):
-            # Restart the warm-up after the NaN: the state becomes that of a fresh call.
-            r = 0
-            have_tail = False
-            count_k = slot_k = since_k = 0
-            count_d = slot_d = since_d = 0
-            sum_k = sum_d = 0.0
-            res_k[i] = np.nan
-            res_d[i] = np.nan
-            continue
-        block_hi[r] = h
-        block_lo[r] = lo
-        if r == 0:
-            head_hi = h
-            head_lo = lo
-        else:
-            head_hi = max(head_hi, h)
-            head_lo = min(head_lo, lo)
-        if r == w - 1:
-            highest = head_hi
-            lowest = head_lo
-            m_hi = h
-            m_lo = lo
-            for j in range(w - 1, -1, -1):
-                m_hi = max(m_hi, block_hi[j])
-                m_lo = min(m_lo, block_lo[j])
-                tail_hi[j] = m_hi
-                tail_lo[j] = m_lo
-            r = 0
-            have_tail = True
-        elif have_tail:
-            highest = max(tail_hi[r + 1], head_hi)
-            lowest = min(tail_lo[r + 1], head_lo)
-            r += 1
-        else:
-            r += 1
-            res_k[i] = np.nan
-            res_d[i] = np.nan
-            continue
-        # TA-Lib 0.8's expression: a range within ZERO_RANGE_REL of the price level is a zero
-        # range (raw 0.0).
-        diff = highest - lowest
-        if abs(diff) <= ZERO_RANGE_REL * (abs(highest) + abs(lowest)):
-            raw = 0.0
-        else:
-            raw = (c - lowest) / diff * 100.0
-        # k is the SMA of raw over k_bars and d the SMA of k over d_bars (a 1-bar SMA is the
-        # value itself); both are NaN until d's window is full.
-        ready = True
-        k = raw
-        if k_bars > 1:
-            count_k, slot_k, since_k, sum_k = _ring_push(
-                ring_k, raw, k_bars, every_k, count_k, slot_k, since_k, sum_k
+    if _overlaps(res_k, res_d) or (
+        not own
+        and (
+            _overlaps(res_k, high)
+            or _overlaps(res_k, low)
+            or _overlaps(res_k, close)
+            or _overlaps(res_d, high)
+            or _overlaps(res_d, low)
+            or _overlaps(res_d, close)
+        )
+    ):
+        _stoch_range(
+            high, low, close, 0, high, low, close, w, k_bars, d_bars, res_k, res_d, 0, n, 0
+        )
+        return
+    span = w + k_bars + d_bars + _smooth_interval(k_bars) + _smooth_interval(d_bars)
+    block = _block_bars(1, 16 * span)
+    nb = -(-n // block)
+    stretch = _stretch_starts(RULE_ANY, high, low, close, close, block, nb)
+    if not own:
+        for j in prange(nb):
+            _stoch_range(
+                high,
+                low,
+                close,
+                0,
+                high,
+                low,
+                close,
+                w,
+                k_bars,
+                d_bars,
+                res_k,
+                res_d,
+                j * block,
+                min((j + 1) * block, n),
+                stretch[j],
             )
-            ready = count_k >= k_bars
-            k = sum_k / k_bars
-        d = k
-        if ready and d_bars > 1:
-            count_d, slot_d, since_d, sum_d = _ring_push(
-                ring_d, k, d_bars, every_d, count_d, slot_d, since_d, sum_d
-            )
-            ready = count_d >= d_bars
-            d = sum_d / d_bars
-        res_k[i] = k if ready else np.nan
-        res_d[i] = d if ready else np.nan
+        return
+    # Each block's replayed bars (before its first bar), saved before any block writes.
+    starts = np.empty(nb + 1, np.int64)
+    starts[0] = 0
+    for j in range(nb):
+        first = j * block
+        starts[j + 1] = (
+            starts[j] + first - _stoch_replay_start(first, stretch[j], w, k_bars, d_bars)
+        )
+    hist = np.empty(starts[nb])
+    for j in range(nb):
+        m = starts[j + 1] - starts[j]
+        for u in range(m):  # a plain loop: a slice copy here became a parallel region
+            hist[starts[j] + u] = high[j * block - m + u]
+    for j in prange(nb):
+        first = j * block
+        off = first - (starts[j + 1] - starts[j]) - starts[j]
+        _stoch_range(
+            hist,
+            hist,
+            hist,
+            off,
+            high,
+            low,
+            close,
+            w,
+            k_bars,
+            d_bars,
+            res_k,
+            res_d,
+            first,
+            min(first + block, n),
+            stretch[j],
+        )
 
 
 @njit(cache=True)
@@ -301,7 +277,7 @@ def stochastic(
     n = _check_hlc(high, low, close)
     res_k = _output(out_k, n)
     res_d = _output(out_d, n)
-    _stoch_pass(high, low, close, fastk_bars, slowk_bars, slowd_bars, res_k, res_d)
+    _stoch_blocks(high, low, close, fastk_bars, slowk_bars, slowd_bars, res_k, res_d, False)
     return res_k, res_d
 
 
@@ -321,7 +297,7 @@ def fast_stochastic(
     n = _check_hlc(high, low, close)
     res_k = _output(out_k, n)
     res_d = _output(out_d, n)
-    _stoch_pass(high, low, close, fastk_bars, 1, fastd_bars, res_k, res_d)
+    _stoch_blocks(high, low, close, fastk_bars, 1, fastd_bars, res_k, res_d, False)
     return res_k, res_d
 
 
@@ -342,9 +318,10 @@ def stochastic_rsi(
     n = values.shape[0]
     res_k = _output(out_k, n)
     res_d = _output(out_d, n)
-    # RSI goes into res_k first; _stoch_pass reads each bar before overwriting it.
+    # RSI goes into res_k first (serially: it is recursive); the stochastic reads each bar
+    # before overwriting it, its blocks in parallel.
     rsi(values, rsi_bars, res_k)
-    _stoch_pass(res_k, res_k, res_k, fastk_bars, 1, fastd_bars, res_k, res_d)
+    _stoch_blocks(res_k, res_k, res_k, fastk_bars, 1, fastd_bars, res_k, res_d, True)
     return res_k, res_d
 
 
@@ -405,7 +382,7 @@ def _willr_span(
     """%R of bars s..e-1 (at most WILLR_CHUNK_BARS) from bars s-w+1..e-1; returns their NaNs.
 
     The result is only valid when that count is 0. Window extrema by doubling
-    (``kernels._windows``): exact, like the van Herk / Gil-Werman blocks of ``_stoch_pass``,
+    (``kernels._windows``): exact, like the van Herk / Gil-Werman blocks of ``_stoch_range``,
     and about 2.5x faster here (no serial running extrema).
     """
     run_hi, run_lo, d, nan_hi, nan_lo = _run_extremes(high, low, w, s, e, bufs)
@@ -413,20 +390,30 @@ def _willr_span(
 
 
 @njit(cache=True)
-def _willr_pass(
-    high: np.ndarray, low: np.ndarray, close: np.ndarray, w: int, res: np.ndarray
+def _willr_range(
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    w: int,
+    res: np.ndarray,
+    first: int,
+    stop: int,
 ) -> None:
-    """Williams %R into res (which must not overlap the inputs), chunk by chunk.
+    """Williams %R of bars first..stop-1 into res (which must not overlap the inputs), chunk
+    by chunk from bar first.
 
     NaN checks are counted inside the vectorized passes: a chunk whose inputs hold no NaN
     keeps its fast result; otherwise it is redone bar range by bar range between the NaNs.
+    Each bar's value depends only on its window, so the chunking does not change a bit.
     """
-    n = close.shape[0]
     chunk = WILLR_CHUNK_BARS
     bufs = np.empty((4, chunk + w))
-    stretch = 0  # first bar of the current NaN-free stretch
-    for s in range(0, n, chunk):
-        e = min(s + chunk, n)
+    stretch = 0  # first bar of the current NaN-free stretch (only its last w - 1 bars matter)
+    for k in range(max(0, first - w + 1), first):
+        if np.isnan(high[k]) or np.isnan(low[k]) or np.isnan(close[k]):
+            stretch = k + 1
+    for s in range(first, stop, chunk):
+        e = min(s + chunk, stop)
         if stretch + w - 1 <= s and _willr_span(high, low, close, w, s, e, bufs, res) == 0:
             continue
         j = s
@@ -443,6 +430,17 @@ def _willr_pass(
                 res[k] = np.nan
                 stretch = k + 1
             j = k + 1
+
+
+@njit(cache=True, parallel=True)
+def _willr_pass(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, w: int, res: np.ndarray
+) -> None:
+    """_willr_range over blocks of chunks, in parallel (res must not overlap the inputs)."""
+    n = close.shape[0]
+    block = _block_bars(WILLR_CHUNK_BARS, 2 * w)
+    for j in prange(-(-n // block)):
+        _willr_range(high, low, close, w, res, j * block, min((j + 1) * block, n))
 
 
 @njit(cache=True)
@@ -471,7 +469,23 @@ def williams_r(
 # --- CCI, MFI ------------------------------------------------------------------------------
 
 
-@njit(cache=True, fastmath={"contract"}, error_model="numpy")
+@njit(cache=True, parallel=True)
+def _cci_blocks(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, w: int, res: np.ndarray
+) -> None:
+    """_cci_range over blocks of bars, in parallel; serially when res overlaps an input."""
+    n = close.shape[0]
+    if _overlaps(res, high) or _overlaps(res, low) or _overlaps(res, close):
+        _cci_range(high, low, close, w, res, 0, n, 0)
+        return
+    block = _block_bars(1, 16 * (w + _smooth_interval(w)))
+    nb = -(-n // block)
+    stretch = _stretch_starts(RULE_SUM, high, low, close, high, block, nb)
+    for j in prange(nb):
+        _cci_range(high, low, close, w, res, j * block, min((j + 1) * block, n), stretch[j])
+
+
+@njit(cache=True)
 def cci(
     high: np.ndarray,
     low: np.ndarray,
@@ -484,69 +498,37 @@ def cci(
         raise ValueError("cci: window_bars must be >= 2")
     n = _check_hlc(high, low, close)
     res = _output(out, n)
-    w = window_bars
-    ring = np.empty(w)  # 3x the typical prices of the window, in slot order
-    every = _smooth_interval(w)
-    count = slot = since = 0
-    anchor = 0.0
-    s1 = 0.0  # sum of (tp - anchor) over the window
-    for i in range(n):
-        # tp is 3x the typical price: CCI is scale-free, and this saves a division per bar.
-        tp = high[i] + low[i] + close[i]
-        if np.isnan(tp):
-            count = slot = since = 0
-            s1 = 0.0
-            res[i] = np.nan
-            continue
-        if count == 0:
-            anchor = tp
-        if count >= w:
-            s1 -= ring[slot] - anchor
-        ring[slot] = tp
-        s1 += tp - anchor
-        slot = slot + 1 if slot + 1 < w else 0
-        count += 1
-        if count < w:
-            res[i] = np.nan
-            continue
-        since += 1
-        if since == every:
-            # Re-anchor at the window mean (see kernels.rolling): s1 stays small and exact.
-            since = 0
-            total = 0.0
-            for j in range(w):
-                total += ring[j]
-            anchor = total / w
-            s1 = 0.0
-            for j in range(w):
-                s1 += ring[j] - anchor
-        mean = anchor + s1 / w
-        # Four partial sums: independent add chains instead of one latency-bound chain.
-        a0 = a1 = a2 = a3 = 0.0
-        j = 0
-        while j + 4 <= w:
-            a0 += abs(ring[j] - mean)
-            a1 += abs(ring[j + 1] - mean)
-            a2 += abs(ring[j + 2] - mean)
-            a3 += abs(ring[j + 3] - mean)
-            j += 4
-        while j < w:
-            a0 += abs(ring[j] - mean)
-            j += 1
-        mad = ((a0 + a1) + (a2 + a3)) / w
-        dev = tp - mean
-        # TA-Lib 0.8: a deviation or a mean deviation within ZERO_RANGE_REL of the mean is 0.
-        level = ZERO_RANGE_REL * abs(mean)
-        res[i] = dev / (0.015 * mad) if abs(dev) > level and mad > level else 0.0
+    _cci_blocks(high, low, close, window_bars, res)
     return res
 
 
-# MFI works through the bars in chunks of this many: a vectorized NaN scan of a chunk lets
-# its bars skip the per-bar NaN tests (the chunk is still in cache for the main loop).
-MFI_CHUNK_BARS = 1024
+@njit(cache=True, parallel=True)
+def _mfi_blocks(
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+    w: int,
+    res: np.ndarray,
+) -> None:
+    """_mfi_range over blocks of bars, in parallel; serially when res overlaps an input."""
+    n = close.shape[0]
+    if (
+        _overlaps(res, high)
+        or _overlaps(res, low)
+        or _overlaps(res, close)
+        or _overlaps(res, volume)
+    ):
+        _mfi_range(high, low, close, volume, w, res, 0, n, 0)
+        return
+    block = _block_bars(MFI_CHUNK_BARS, 16 * (w + _smooth_interval(w)))
+    nb = -(-n // block)
+    stretch = _stretch_starts(RULE_SUM, high, low, close, volume, block, nb)
+    for j in prange(nb):
+        _mfi_range(high, low, close, volume, w, res, j * block, min((j + 1) * block, n), stretch[j])
 
 
-@njit(cache=True, fastmath={"contract"}, error_model="numpy")
+@njit(cache=True)
 def mfi(
     high: np.ndarray,
     low: np.ndarray,
@@ -562,76 +544,7 @@ def mfi(
     if volume.shape[0] != n:
         raise ValueError("mfi: volume must have the same length as close; pass aligned bars")
     res = _output(out, n)
-    w = window_bars
-    ring_up = np.empty(w)  # money flow of the bars whose typical price rose, else 0
-    ring_down = np.empty(w)  # money flow of the bars whose typical price fell, else 0
-    every = _smooth_interval(w)
-    count = slot = since = 0
-    last_up = last_down = -w  # count at the latest up / down flow
-    up = down = 0.0
-    prev = np.nan
-    for s in range(0, n, MFI_CHUNK_BARS):
-        e = min(s + MFI_CHUNK_BARS, n)
-        bad = 0
-        for i in range(s, e):
-            tp = high[i] + low[i] + close[i]
-            vol = volume[i]
-            bad += (tp != tp) | (vol != vol)
-        # Only a chunk holding a NaN, or starting a stretch, needs the per-bar tests below.
-        checked = bad > 0 or np.isnan(prev)
-        for i in range(s, e):
-            # tp is 3x the typical price: the MFI ratio is scale-free (saves a division per bar).
-            tp = high[i] + low[i] + close[i]
-            vol = volume[i]
-            if checked:
-                if np.isnan(tp) or np.isnan(vol):
-                    count = slot = since = 0
-                    last_up = last_down = -w
-                    up = down = 0.0
-                    prev = np.nan
-                    res[i] = np.nan
-                    continue
-                if np.isnan(prev):
-                    prev = tp  # first bar of a stretch: no move yet
-                    res[i] = np.nan
-                    continue
-            # The per-bar choices below are selects, not branches: the direction of a random
-            # walk's moves cannot be predicted (branches measured about 1.6x slower).
-            flow = tp * vol
-            move = tp - prev
-            if count >= w:
-                up -= ring_up[slot]
-                down -= ring_down[slot]
-            # TA-Lib 0.8: a move within ZERO_RANGE_REL of the price is no move.
-            flat = abs(move) <= ZERO_RANGE_REL * (abs(tp) + abs(prev))
-            prev = tp
-            f_up = flow if move > 0.0 and not flat else 0.0
-            f_down = flow if move < 0.0 and not flat else 0.0
-            ring_up[slot] = f_up
-            ring_down[slot] = f_down
-            up += f_up
-            down += f_down
-            last_up = count if f_up > 0.0 else last_up
-            last_down = count if f_down > 0.0 else last_down
-            slot = slot + 1 if slot + 1 < w else 0
-            count += 1
-            if count < w:
-                res[i] = np.nan
-                continue
-            since += 1
-            if since == every:
-                since = 0
-                up = 0.0
-                down = 0.0
-                for j in range(w):
-                    up += ring_up[j]
-                    down += ring_down[j]
-            # A side with no flow left in the window is exactly 0, not a subtraction residue.
-            up = 0.0 if count - last_up > w else up
-            down = 0.0 if count - last_down > w else down
-            total = up + down
-            ratio = up / total
-            res[i] = 100.0 * ratio if total > 0.0 else 0.0
+    _mfi_blocks(high, low, close, volume, window_bars, res)
     return res
 
 

@@ -25,14 +25,21 @@ Missing values (NaN): an output is NaN when the bars it summarises hold a NaN in
   with ``min_periods=n``: NaN while the window holds a NaN, recovering once it has left.
 - ``volume_oscillator`` inherits ``kernels.rolling.ema``'s TA-Lib rule (leading NaNs skipped,
   a later NaN propagates).
+
+The rolling kernels run long series in parallel blocks (``prange``) that start on multiples
+of the recompute interval, assuming a scheduled recompute there; a block whose start is not
+one in the serial pass (a low-volume recompute shifted the schedule) is redone serially
+from the previous block's end state, so the output is bit for bit the serial pass's, for any
+thread count. The cumulative kernels are recursive and run serially.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from kernels.rolling import REANCHOR_MIN_BARS, REANCHOR_WINDOWS, _first_finite
+from kernels._windows import _overlaps
+from kernels.rolling import REANCHOR_MIN_BARS, REANCHOR_WINDOWS, _block_bars, _first_finite
 from kernels.volatility import _buffer
 
 _KIND_VWAP = 0
@@ -95,7 +102,7 @@ def _flow(kind: int, h: float, lo: float, c: float, v: float) -> float:
 
 
 @njit(cache=True, error_model="numpy")
-def _rolling_ratio_pass(
+def _rolling_ratio_range(
     high: np.ndarray,
     low: np.ndarray,
     close: np.ndarray,
@@ -103,34 +110,40 @@ def _rolling_ratio_pass(
     window_bars: int,
     kind: int,
     res: np.ndarray,
-) -> np.ndarray:
-    """sum(flow) / sum(volume) over the last window_bars bars (pandas rolling NaN rule)."""
+    first: int,
+    stop: int,
+    sum_f: float,
+    sum_v: float,
+    peak_v: float,
+    n_nan: int,
+    countdown: int,
+) -> tuple[float, float, float, int, int]:
+    """sum(flow) / sum(volume) over the last window_bars bars (pandas rolling NaN rule), for
+    bars first..stop-1 from the given state (countdown 1: recompute at bar first).
+
+    Returns the state after bar stop - 1: (sum_f, sum_v, peak_v, n_nan, countdown).
+    """
     # Running sums, recomputed from scratch every max(64, 4 n) bars, and at once when the
     # volume sum has fallen below 1e-4 of its peak since the last recompute: subtraction
     # leaves an error near eps * that peak, which would swamp a window of much lighter
     # trading (a zero-volume stretch would show a VWAP made of rounding residue). Both
     # rules look only at bars up to i, so the kernel is exactly causal. A window whose
     # volume sums to 0 gives NaN (0 / 0).
-    n = close.shape[0]
     w = window_bars
     interval = max(REANCHOR_MIN_BARS, REANCHOR_WINDOWS * w)
-    sum_f = 0.0
-    sum_v = 0.0
-    peak_v = 0.0
-    n_nan = 0
-    countdown = 1
-    for i in range(n):
+    for i in range(first, stop):
+        iu = np.uint64(i)  # unsigned indices: no negative-index checks (measured ~15%)
         countdown -= 1
         if countdown != 0:
-            v = volume[i]
-            f = _flow(kind, high[i], low[i], close[i], v)
+            v = volume[iu]
+            f = _flow(kind, high[iu], low[iu], close[iu], v)
             if np.isnan(f):
                 n_nan += 1
             else:
                 sum_f += f
                 sum_v += v
             if i >= w:
-                j = i - w
+                j = np.uint64(i - w)
                 v = volume[j]
                 f = _flow(kind, high[j], low[j], close[j], v)
                 if np.isnan(f):
@@ -154,9 +167,77 @@ def _rolling_ratio_pass(
                     sum_v += v
             peak_v = sum_v
         if i < w - 1 or n_nan > 0:
-            res[i] = np.nan
+            res[iu] = np.nan
         else:
-            res[i] = sum_f / sum_v if sum_v != 0.0 else np.nan
+            res[iu] = sum_f / sum_v if sum_v != 0.0 else np.nan
+    return sum_f, sum_v, peak_v, n_nan, countdown
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _rolling_ratio_pass(
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+    window_bars: int,
+    kind: int,
+    res: np.ndarray,
+) -> np.ndarray:
+    """_rolling_ratio_range over blocks of bars, in parallel, bit for bit the serial pass.
+
+    Each block starts on a multiple of the recompute interval and assumes a recompute there,
+    as the countdown from bar 0 has it unless a low-volume recompute moved the schedule.
+    Then the blocks are checked in order: a block whose first bar is not a recompute of the
+    true state (the previous block's end state, checked already) is redone serially from
+    that state. Outputs that overlap an input run serially.
+    """
+    n = close.shape[0]
+    w = window_bars
+    if (
+        _overlaps(res, high)
+        or _overlaps(res, low)
+        or _overlaps(res, close)
+        or _overlaps(res, volume)
+    ):
+        _rolling_ratio_range(high, low, close, volume, w, kind, res, 0, n, 0.0, 0.0, 0.0, 0, 1)
+        return res
+    interval = max(REANCHOR_MIN_BARS, REANCHOR_WINDOWS * w)
+    block = _block_bars(interval, 2 * w)
+    nb = -(-n // block)
+    sums = np.empty((nb, 3))
+    counts = np.empty((nb, 2), np.int64)
+    for j in prange(nb):
+        sf, sv, pv, nn, cd = _rolling_ratio_range(
+            high, low, close, volume, w, kind, res, j * block, min((j + 1) * block, n),
+            0.0, 0.0, 0.0, 0, 1,
+        )  # fmt: skip
+        sums[j, 0] = sf
+        sums[j, 1] = sv
+        sums[j, 2] = pv
+        counts[j, 0] = nn
+        counts[j, 1] = cd
+    for j in range(1, nb):
+        first = j * block
+        stop = min(first + block, n)
+        state = (sums[j - 1, 0], sums[j - 1, 1], sums[j - 1, 2], counts[j - 1, 0])
+        # The true state runs bar `first` (rewriting it). A recompute there (and only a
+        # recompute leaves the countdown at the full interval) means the speculative block
+        # was the serial pass.
+        out = _rolling_ratio_range(
+            high, low, close, volume, w, kind, res, first, first + 1,
+            state[0], state[1], state[2], state[3], counts[j - 1, 1],
+        )  # fmt: skip
+        if out[4] == interval:
+            continue
+        sf, sv, pv, nn, cd = _rolling_ratio_range(
+            high, low, close, volume, w, kind, res, first + 1, stop,
+            out[0], out[1], out[2], out[3], out[4],
+        )  # fmt: skip
+        sums[j, 0] = sf
+        sums[j, 1] = sv
+        sums[j, 2] = pv
+        counts[j, 0] = nn
+        counts[j, 1] = cd
     return res
 
 

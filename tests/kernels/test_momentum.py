@@ -12,7 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
+from kernels._momentum_blocks import _cci_range, _mfi_range, _smooth_interval, _stoch_range
 from kernels.momentum import (
+    MFI_CHUNK_BARS,
+    _willr_range,
     cci,
     fast_stochastic,
     mfi,
@@ -23,6 +26,7 @@ from kernels.momentum import (
     stochastic_rsi,
     williams_r,
 )
+from kernels.rolling import _block_bars
 
 
 def random_walk(n: int, *, seed: int, scale: float = 100.0, vol: float = 0.01) -> np.ndarray:
@@ -476,3 +480,111 @@ def test_scale(name: str, scale: float) -> None:
     exact = run(name, (*(np.ldexp(a, exponent) for a in (high, low, close)), volume), params)
     for e, b in zip(exact, base, strict=True):
         np.testing.assert_array_equal(e, np.ldexp(b, exponent) if name == "momentum" else b)
+
+
+# --- parallel blocks -----------------------------------------------------------------------
+#
+# Long series run in parallel blocks, each rebuilding the serial state at its first bar from
+# the NaN-free stretch start and a short replay. The kernels must equal their serial range
+# pass over (0, n) bit for bit, and stay causal at the block seams.
+
+
+def seam_bars(n: int, block: int, w: int, *, seed: int) -> tuple[np.ndarray, ...]:
+    """Bars over several blocks with NaNs, flat runs and jumps straddling the block seams."""
+    high, low, close, volume = ohlcv(n, seed=seed)
+    close[1000] = np.nan  # every later block's stretch starts at 1001: the phases matter
+    seams = list(range(block, n, block))
+    s = seams[0]  # a jump and a flat run across the first seam
+    for a in (high, low, close):
+        a[s:] *= 1e6
+    high[s - 150 : s + 150] = low[s - 150 : s + 150] = close[s - 150 : s + 150] = close[s - 150]
+    s = seams[1]  # a NaN inside the replay window of the second seam, a spike after it
+    high[s - max(1, w // 2)] = np.nan
+    high[s + w] *= 1e8
+    low[s - w - 1] /= 1e8
+    if len(seams) > 2:
+        s = seams[2]  # a NaN a few thousand bars back, a jump just before the seam
+        volume[s - 3000] = np.nan
+        for a in (high, low, close):
+            a[s - 1 :] *= 1e-6
+    return high, low, close, volume
+
+
+def check_seams(call, bars: tuple[np.ndarray, ...], block: int, serial: tuple) -> None:
+    full = call(*bars)
+    full = full if isinstance(full, tuple) else (full,)
+    for f, s in zip(full, serial, strict=True):
+        np.testing.assert_array_equal(f, s)  # NaNs at the same places, values bit for bit
+    n = bars[0].shape[0]
+    for seam in range(block, n, block):
+        for t in (seam - 1, seam, seam + 1):
+            prefix = call(*(a[:t].copy() for a in bars))
+            prefix = prefix if isinstance(prefix, tuple) else (prefix,)
+            for p, f in zip(prefix, full, strict=True):
+                np.testing.assert_array_equal(p[-1:], f[t - 1 : t])
+
+
+@pytest.mark.parametrize(("fastk", "slowk", "slowd"), [(14, 3, 3), (9, 1, 1), (100, 7, 9)])
+def test_stochastics_parallel_blocks_equal_the_serial_pass(
+    fastk: int, slowk: int, slowd: int
+) -> None:
+    span = fastk + slowk + slowd + _smooth_interval(slowk) + _smooth_interval(slowd)
+    block = _block_bars(1, 16 * span)
+    n = 3 * block + 777
+    high, low, close, _ = seam_bars(n, block, fastk, seed=fastk)
+    k = np.empty(n)
+    d = np.empty(n)
+    _stoch_range(high, low, close, 0, high, low, close, fastk, slowk, slowd, k, d, 0, n, 0)
+    check_seams(
+        lambda h, lo, c: stochastic(h, lo, c, fastk, slowk, slowd),
+        (high, low, close),
+        block,
+        (k, d),
+    )
+    _stoch_range(high, low, close, 0, high, low, close, fastk, 1, slowd, k, d, 0, n, 0)
+    check_seams(
+        lambda h, lo, c: fast_stochastic(h, lo, c, fastk, slowd), (high, low, close), block, (k, d)
+    )
+    if slowd == 1:
+        return  # no ring: the stretch start only aligns the (exact) van Herk blocks
+    # The seam state matters: a wrong stretch start (one that ignores the NaN at bar 1000)
+    # changes the block after the first seam.
+    k2 = k.copy()
+    d2 = d.copy()
+    _stoch_range(
+        high, low, close, 0, high, low, close, fastk, 1, slowd, k2, d2, block, 2 * block, 0
+    )
+    assert not np.array_equal(d2[block : 2 * block], d[block : 2 * block], equal_nan=True)
+
+
+def test_stochastic_rsi_parallel_blocks_equal_the_serial_pass() -> None:
+    block = _block_bars(1, 16 * (14 + 1 + 3 + 1 + 1))
+    n = 3 * block + 5
+    close = seam_bars(n, block, 14, seed=3)[2]
+    close[1000] = 100.0  # RSI turns NaN for good after a NaN: keep the series alive
+    close[np.isnan(close)] = 100.0
+    r = rsi(close, 14)
+    k = np.empty(n)
+    d = np.empty(n)
+    _stoch_range(r, r, r, 0, r, r, r, 14, 1, 3, k, d, 0, n, 0)
+    check_seams(lambda c: stochastic_rsi(c, 14, 14, 3), (close,), block, (k, d))
+
+
+@pytest.mark.parametrize("window", [3, 14, 300])
+def test_cci_mfi_williams_parallel_blocks_equal_the_serial_pass(window: int) -> None:
+    w = window
+    block = _block_bars(1, 16 * (w + _smooth_interval(w)))
+    n = 3 * block + 321
+    high, low, close, _ = seam_bars(n, block, w, seed=w)
+    res = np.empty(n)
+    _cci_range(high, low, close, w, res, 0, n, 0)
+    check_seams(lambda h, lo, c: cci(h, lo, c, w), (high, low, close), block, (res,))
+    res = np.empty(n)
+    _willr_range(high, low, close, w, res, 0, n)
+    check_seams(lambda h, lo, c: williams_r(h, lo, c, w), (high, low, close), block, (res,))
+    block = _block_bars(MFI_CHUNK_BARS, 16 * (w + _smooth_interval(w)))
+    n = 3 * block + 321
+    bars = seam_bars(n, block, w, seed=w + 1)
+    res = np.empty(n)
+    _mfi_range(*bars, w, res, 0, n, 0)
+    check_seams(lambda h, lo, c, v: mfi(h, lo, c, v, w), bars, block, (res,))

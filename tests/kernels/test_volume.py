@@ -16,7 +16,11 @@ from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 from ohlcv_fixtures import Bars, random_ohlcv, with_gaps
 
+from kernels.rolling import REANCHOR_MIN_BARS, REANCHOR_WINDOWS, _block_bars
 from kernels.volume import (
+    _KIND_MONEY_FLOW,
+    _KIND_VWAP,
+    _rolling_ratio_range,
     ad_line,
     anchored_vwap,
     chaikin_money_flow,
@@ -309,3 +313,43 @@ def test_scale(name: str, scale: float) -> None:
         binary = (*bars[:4], np.ldexp(bars[4], exponent))
     expected = np.ldexp(base, exponent) if name in PRICE_VALUED else base
     np.testing.assert_array_equal(KERNELS[name](binary, starts, 20, 50), expected)
+
+
+# --- parallel blocks: rolling_vwap, chaikin_money_flow ---------------------------------------
+#
+# Blocks start on multiples of the recompute interval and assume a recompute there; a block
+# whose first bar is not a recompute of the true state (a low-volume recompute moved the
+# schedule) is redone from the previous block's end state. Bit for bit the serial pass.
+
+
+@pytest.mark.parametrize("window", [1, 14, 300])
+@pytest.mark.parametrize("kind", [_KIND_VWAP, _KIND_MONEY_FLOW])
+def test_rolling_ratio_parallel_blocks_equal_the_serial_pass(window: int, kind: int) -> None:
+    w = window
+    interval = max(REANCHOR_MIN_BARS, REANCHOR_WINDOWS * w)
+    block = _block_bars(interval, 2 * w)
+    n = 3 * block + 99
+    _, high, low, close, volume = random_ohlcv(n, seed=w)
+    seams = list(range(block, n, block))
+    s = seams[0]  # nearly no volume just before the first seam: a low-volume recompute there
+    volume[s - 3 * w - 80 : s - 2] = 1e-9
+    s = seams[1]  # a NaN and a jump straddling the second seam
+    close[s - 1] = np.nan
+    for a in (high, low, close):
+        a[s + 1 :] *= 1e6
+    high[seams[2] - w : seams[2] + w] = low[seams[2] - w : seams[2] + w] = close[seams[2]]
+    serial = np.empty(n)
+    _rolling_ratio_range(high, low, close, volume, w, kind, serial, 0, n, 0.0, 0.0, 0.0, 0, 1)
+    kernel = rolling_vwap if kind == _KIND_VWAP else chaikin_money_flow
+    full = kernel(high, low, close, volume, w)
+    np.testing.assert_array_equal(full, serial)
+    # The block after the first seam had to be redone: its speculative start differs.
+    guess = serial.copy()
+    _rolling_ratio_range(
+        high, low, close, volume, w, kind, guess, seams[0], seams[1], 0.0, 0.0, 0.0, 0, 1
+    )
+    assert not np.array_equal(guess, serial, equal_nan=True)
+    for seam in seams:
+        for t in (seam - 1, seam, seam + 1):
+            cut = kernel(high[:t].copy(), low[:t].copy(), close[:t].copy(), volume[:t].copy(), w)
+            np.testing.assert_array_equal(cut[-1:], full[t - 1 : t])
