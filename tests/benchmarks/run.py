@@ -52,6 +52,7 @@ from bench_indicators import (  # noqa: E402
     N_BARS,
     bench_indicators,
     memory_bound,
+    parallel_memory_bound,
     synthetic_bars,
 )
 from bench_models import models_markdown  # noqa: E402
@@ -154,6 +155,7 @@ def mark(passed: bool | None) -> str:
 
 def markdown(report: dict[str, Any]) -> str:
     bound = report["memory_bound"]
+    pbound = report["parallel_memory_bound"]
     lines = [
         f"# Kernel benchmarks ({report['created_utc']})",
         "",
@@ -164,9 +166,9 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         f"## Indicators on {report['n_bars']:,} bars (median of {report['repeats']} runs)",
         "",
-        "| indicator | arrays | ours ms | TA-Lib ms | ours / TA-Lib (≤ 1.0) | ours / bound "
-        "| ours / bound for its bytes |",
-        "|---|---|---|---|---|---|---|",
+        "| indicator | arrays | ours ms | ours, 1 thread ms | TA-Lib ms | ours / TA-Lib (≤ 1.0) "
+        "| ours / bound | ours / bound for its bytes |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in report["indicators"]:
         talib_ms = "–" if row["talib_median_ms"] is None else f"{row['talib_median_ms']:.1f}"
@@ -176,7 +178,8 @@ def markdown(report: dict[str, Any]) -> str:
             else f"{row['ratio_to_talib']:.2f} {mark(row['talib_target']['pass'])}"
         )
         lines.append(
-            f"| {row['name']} | {row['arrays']} | {row['ours_median_ms']:.1f} | {talib_ms} | "
+            f"| {row['name']} | {row['arrays']} | {row['ours_median_ms']:.1f} | "
+            f"{row['ours_1thread_median_ms']:.1f} | {talib_ms} | "
             f"{ratio} | {row['ratio_to_bound']:.1f}× | {row['ratio_to_bytes_bound']:.1f}× |"
         )
     targets = report["targets"]
@@ -190,6 +193,11 @@ def markdown(report: dict[str, Any]) -> str:
         f"- Median ratio to the bytes-matched bound: "
         f"{targets['median_ratio_to_bytes_bound']['value']:.2f}× (target ≤ 4×) — "
         f"{mark(targets['median_ratio_to_bytes_bound']['pass'])}",
+        f"- With one numba thread (the windowed kernels otherwise run blocks on both cores): "
+        f"median ratio to the memory bound {report['median_ratio_to_bound_1thread']:.2f}×. "
+        f"The same copy on {pbound['threads']} threads: median {pbound['median_ms']:.1f} ms "
+        f"({pbound['gb_per_s']:.1f} GB/s); the median ratio to it is "
+        f"{report['median_ratio_to_parallel_bound']:.2f}×.",
     ]
     if report["missing_kernels"]:
         lines.append(f"- Not in the tree (skipped): {', '.join(report['missing_kernels'])}")
@@ -321,6 +329,8 @@ def main() -> None:
     log(f"memory bound: np.copyto on {n_bars:,} float64")
     bound = memory_bound(n_bars, repeats=repeats * 2)
     log(f"  best {bound['best_ms']:.1f} ms, median {bound['median_ms']:.1f} ms")
+    parallel_bound = parallel_memory_bound(n_bars, repeats=repeats * 2)
+    log(f"  on {parallel_bound['threads']} threads: median {parallel_bound['median_ms']:.1f} ms")
     log(f"indicators on {n_bars:,} bars")
     bars = synthetic_bars(n_bars)
     rows, missing = bench_indicators(bars, bound_ms=bound["median_ms"], repeats=repeats, log=log)
@@ -333,6 +343,10 @@ def main() -> None:
     for row in rows:
         row["ratio_to_bytes_bound"] = row["ratio_to_bound"] / (row["arrays"] / 2)
     median_bytes_bound = statistics.median(row["ratio_to_bytes_bound"] for row in rows)
+    median_bound_1thread = statistics.median(row["ratio_to_bound_1thread"] for row in rows)
+    median_parallel_bound = statistics.median(
+        row["ours_median_ms"] / parallel_bound["median_ms"] for row in rows
+    )
 
     log("MA-crossover sweep (a subprocess per side)")
     sweep = bench_sweep(options.skip_vectorbt)
@@ -395,6 +409,9 @@ def main() -> None:
         "n_bars": n_bars,
         "repeats": repeats,
         "memory_bound": bound,
+        "parallel_memory_bound": parallel_bound,
+        "median_ratio_to_bound_1thread": median_bound_1thread,
+        "median_ratio_to_parallel_bound": median_parallel_bound,
         "indicators": rows,
         "missing_kernels": missing,
         "sweep": sweep,

@@ -79,6 +79,9 @@ def test_quick_bench_writes_json_and_markdown(tmp_path: Path) -> None:
     assert report["memory_bound"]["median_ms"] > 0
     for row in report["indicators"]:
         assert row["ours_median_ms"] > 0 and row["ratio_to_bound"] > 0
+        assert row["ours_1thread_median_ms"] > 0
+    assert report["parallel_memory_bound"]["threads"] >= 1
+    assert report["median_ratio_to_bound_1thread"] > 0
     assert set(report["targets"]) >= {
         "every_talib_indicator_within_1x",
         "median_ratio_to_bound",
