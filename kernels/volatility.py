@@ -9,6 +9,13 @@ kernels fill all their outputs in one pass (Keltner reuses ``ema`` and the ATR p
 Kernels compile with numpy's error model: a division by zero (a zero price or volume)
 gives inf or NaN, never an exception.
 
+The Bollinger, Donchian and realised-volatility kernels run blocks of about 65k bars in
+parallel (``kernels.rolling.PARALLEL_BLOCK_BARS``): Bollinger blocks start on a scheduled
+re-anchor (the sums restart from the window) and rebuild the run of equal closes before them,
+Donchian blocks are whole chunks (each reads only its own windows). Either way the output is
+bit for bit one serial pass, whatever the thread count. An output that overlaps an input
+gets a copy of the input to read.
+
 Missing values (NaN) follow one rule per family:
 
 - Rolling-window kernels (``bollinger_bands``, ``bollinger_percent_b_bandwidth``,
