@@ -73,7 +73,9 @@ def drop_stale_cache() -> list[str]:
     own compiled copy of every callee: after a change to ``kernels/rolling.py`` alone,
     ``kernels/volatility.py``'s cached kernels would still run the old rolling code. The
     digests of ``module_digests`` are kept next to the cache; a module whose digest changed
-    loses its cache files and numba recompiles it. Returns the modules dropped.
+    loses its cache files and numba recompiles it. Returns the modules dropped. (When the
+    package's ``__pycache__`` is not writable numba caches under the user's home instead;
+    that cache is not covered.)
     """
     folder = cache_dir()
     stamp = folder / SOURCES_STAMP
@@ -89,8 +91,11 @@ def drop_stale_cache() -> list[str]:
         if old.get(name) == digest:
             continue
         files = [*folder.glob(f"{name}.*.nbi"), *folder.glob(f"{name}.*.nbc")]
-        for path in files:
-            path.unlink(missing_ok=True)
+        try:
+            for path in files:
+                path.unlink(missing_ok=True)
+        except OSError:
+            return dropped  # not ours to delete (read-only): leave the stamp as it was
         if files:
             dropped.append(name)
     try:
