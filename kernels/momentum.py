@@ -194,47 +194,32 @@ def _stoch_blocks(
     block = _block_bars(1, 16 * span)
     nb = -(-n // block)
     stretch = _stretch_starts(RULE_ANY, high, low, close, close, block, nb)
-    if not own:
-        for j in prange(nb):
-            _stoch_range(
-                high,
-                low,
-                close,
-                0,
-                high,
-                low,
-                close,
-                w,
-                k_bars,
-                d_bars,
-                res_k,
-                res_d,
-                j * block,
-                min((j + 1) * block, n),
-                stretch[j],
+    # Where each block replays its bars before the first from: the inputs themselves, or
+    # (own) a copy of those bars saved before any block writes; offs[j] maps bar i to i - offs.
+    offs = np.zeros(nb, np.int64)
+    src_h, src_l, src_c = high, low, close
+    if own:
+        starts = np.empty(nb + 1, np.int64)
+        starts[0] = 0
+        for j in range(nb):
+            first = j * block
+            starts[j + 1] = (
+                starts[j] + first - _stoch_replay_start(first, stretch[j], w, k_bars, d_bars)
             )
-        return
-    # Each block's replayed bars (before its first bar), saved before any block writes.
-    starts = np.empty(nb + 1, np.int64)
-    starts[0] = 0
-    for j in range(nb):
-        first = j * block
-        starts[j + 1] = (
-            starts[j] + first - _stoch_replay_start(first, stretch[j], w, k_bars, d_bars)
-        )
-    hist = np.empty(starts[nb])
-    for j in range(nb):
-        m = starts[j + 1] - starts[j]
-        for u in range(m):  # a plain loop: a slice copy here became a parallel region
-            hist[starts[j] + u] = high[j * block - m + u]
+        hist = np.empty(starts[nb])
+        for j in range(nb):
+            m = starts[j + 1] - starts[j]
+            for u in range(m):  # a plain loop: a slice copy here became a parallel region
+                hist[starts[j] + u] = high[j * block - m + u]
+            offs[j] = j * block - m - starts[j]
+        src_h = src_l = src_c = hist
     for j in prange(nb):
         first = j * block
-        off = first - (starts[j + 1] - starts[j]) - starts[j]
         _stoch_range(
-            hist,
-            hist,
-            hist,
-            off,
+            src_h,
+            src_l,
+            src_c,
+            offs[j],
             high,
             low,
             close,
